@@ -1,0 +1,214 @@
+//! The command line: `sessiond serve`, `sessiond demo`. Parsing and wiring only; the
+//! server is `http::serve`, the rules are in `domain`.
+
+use crate::domain::{self, Config, NewAccount, NewApp, NewSession, Sessiond, SystemClock};
+use crate::http::{Limits, serve};
+use crate::model::{DeviceInfo, SessionKind};
+use crate::store::{Durability, Store, StoreOptions};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser, Debug)]
+#[command(name = "sessiond", version, about = "A durable 'log out everywhere' backend: five public revoke-all API shapes over an embedded sled store.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the five API shapes, their companion endpoints and the admin API.
+    Serve(ServeArgs),
+    /// Like `serve`, after provisioning a demo application, accounts and sessions and
+    /// printing a ready-to-paste request for each of the five shapes.
+    Demo(ServeArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "SESSIOND_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Data directory (created if missing). One process per directory.
+    #[arg(long, env = "SESSIOND_DATA", default_value = "./sessiond-data")]
+    pub data: PathBuf,
+    /// Use a fresh temporary data directory, removed at exit (overrides --data).
+    #[arg(long, env = "SESSIOND_EPHEMERAL")]
+    pub ephemeral: bool,
+    /// Admin API bearer token. Without it, one is generated on first start and printed
+    /// once; only its hash is kept.
+    #[arg(long, env = "SESSIOND_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Application served without an `/apps/{anchor}` prefix (default: the first created).
+    #[arg(long, env = "SESSIOND_DEFAULT_APP")]
+    pub default_app: Option<String>,
+    /// What an acknowledged write has been through: `fsync` (sled flush + fdatasync),
+    /// `flush` (sled flush only) or `none` (benchmarks only).
+    #[arg(long, env = "SESSIOND_DURABILITY", value_enum, default_value = "fsync")]
+    pub durability: Durability,
+    /// sled page cache, in MiB.
+    #[arg(long, env = "SESSIOND_CACHE_MB", default_value_t = 64)]
+    pub cache_mb: u64,
+    /// Largest request body accepted, in bytes (larger: 413).
+    #[arg(long, env = "SESSIOND_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+    /// Concurrent connections accepted.
+    #[arg(long, env = "SESSIOND_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Requests per minute of an Okta API token created without a limit of its own.
+    #[arg(long, env = "SESSIOND_RATE_LIMIT_PER_MINUTE", default_value_t = 1200)]
+    pub rate_limit_per_minute: u32,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve_with(args, false).await,
+        Command::Demo(args) => serve_with(args, true).await,
+    }
+}
+
+async fn serve_with(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
+    let temp = if args.ephemeral {
+        Some(tempfile::tempdir().context("creating a temporary data directory")?)
+    } else {
+        None
+    };
+    let data = temp.as_ref().map_or(args.data.clone(), |t| t.path().to_owned());
+    let store = Store::open(
+        &data,
+        &StoreOptions {
+            cache_bytes: args.cache_mb << 20,
+            durability: args.durability,
+        },
+    )
+    .with_context(|| format!("opening the store in {}", data.display()))?;
+    let config = Config {
+        default_app: args.default_app.clone(),
+        default_rate_limit_per_minute: args.rate_limit_per_minute,
+        ..Config::default()
+    };
+    let state = Sessiond::new(store, config, Arc::new(SystemClock))?;
+    if let Some(token) = state.ensure_admin_token(args.admin_token.as_deref()).await? {
+        println!("admin token (shown once; only its hash is kept): {token}");
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    if demo {
+        provision_demo(&state, addr).await?;
+    }
+    println!("sessiond listening on http://{addr} (data: {})", data.display());
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    let limits = Limits {
+        max_body_bytes: args.max_body_bytes,
+        max_connections: args.max_connections,
+        ..Limits::default()
+    };
+    serve(listener, state, limits, shutdown_signal()).await?;
+    tracing::info!("stopped; store flushed");
+    drop(temp);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// Provisions a demo application, two accounts and sessions of every kind, then prints a
+/// request for each shape.
+async fn provision_demo(state: &Sessiond, addr: SocketAddr) -> anyhow::Result<()> {
+    let base = format!("http://{addr}");
+    let suffix = crate::model::hex_encode(&domain::secrets::random::<3>());
+    let created = state
+        .create_app(NewApp {
+            id: Some(format!("demo-{suffix}")),
+            name: "Demo application".into(),
+            generate_connect_key: true,
+            ..NewApp::default()
+        })
+        .await?;
+    let app = &created.app;
+    let alice = state
+        .create_account(NewAccount {
+            login: format!("alice-{suffix}"),
+            email: Some(format!("alice-{suffix}@example.com")),
+            name: Some("Alice".into()),
+            password: Some("correct horse battery staple".into()),
+        })
+        .await?;
+    let session = |kind, app_key| NewSession {
+        account: alice.id,
+        app: app_key,
+        kind,
+        device: DeviceInfo {
+            label: Some("demo".into()),
+            ..DeviceInfo::default()
+        },
+        method: "demo".into(),
+    };
+    let login = state.issue(session(SessionKind::Login, Some(app.key))).await?;
+    let _other = state.issue(session(SessionKind::Login, Some(app.key))).await?;
+    let _oauth = state.issue(session(SessionKind::Oauth, Some(app.key))).await?;
+    let _idp = state.issue(session(SessionKind::Idp, None)).await?;
+    let (_, api_token) = state
+        .create_api_token("demo", vec!["okta.users.manage".into(), "okta.sessions.manage".into(), "okta.sessions.read".into()], None)
+        .await?;
+    let subject = state.subject(&alice.id, app.sector)?;
+    let body = serde_json::json!({"subject": subject}).to_string();
+    let now = state.now() / 1000;
+    let private = created
+        .connect_private_key_pem
+        .as_deref()
+        .context("the demo application has a generated Connect key")?;
+    let claims = serde_json::json!({
+        "iss": app.anchor.as_str(), "aud": "sudomimus-connect", "iat": now, "exp": now + 60,
+        "jti": crate::model::hex_encode(&domain::secrets::random::<16>()),
+        "body_sha256": base64::Engine::encode(&base64::engine::general_purpose::STANDARD,
+            <sha2::Sha256 as sha2::Digest>::digest(body.as_bytes())),
+    });
+    let client_jwt = domain::jwt::sign_client_jwt(private, &claims)
+        .context("signing the demo client JWT")?;
+    let a = app.anchor.as_str();
+    let u = alice.id.as_str();
+    println!(
+        "\nDemo application `{a}` (sector subject of alice: {subject}), account alice = {u}.\n\
+         Each request below revokes something; run them in any order.\n\n\
+         # Rownd: sign alice out of `{a}` (204)\n\
+         curl -i -X POST {base}/applications/{a}/users/{u}/signout \\\n  -H 'x-rownd-app-key: {key}' -H 'x-rownd-app-secret: {secret}' \\\n  -H 'content-type: application/json' -d '{{\"sign_out_all\": true}}'\n\n\
+         # Connect: revoke-all by the application (200 {{\"revokedCount\": n}}; this JWT is valid for 60 s and once)\n\
+         curl -i -X POST {base}/revoke-all -H 'content-type: application/json' \\\n  -H 'Authorization: SudomimusClientJWT {client_jwt}' \\\n  --data-raw '{body}'\n\n\
+         # Flashback: the user logs out of all devices (200)\n\
+         curl -i -X POST {base}/apps/{a}/sessions/revoke-all -H 'Authorization: Bearer {access}'\n\n\
+         # Rocket.Chat: log out the other clients, keep this one (200)\n\
+         curl -i -X POST {base}/apps/{a}/api/v1/users.logoutOtherClients \\\n  -H 'X-Auth-Token: {login_token}' -H 'X-User-Id: {u}'\n\n\
+         # Okta: revoke alice's identity-provider sessions and OAuth tokens (204)\n\
+         curl -i -X DELETE '{base}/api/v1/users/{u}/sessions?oauthTokens=true' -H 'Authorization: SSWS {api_token}'\n",
+        key = created.rownd_app_key,
+        secret = created.rownd_app_secret,
+        access = login.access_token.as_deref().unwrap_or_default(),
+        login_token = login.login_token.as_deref().unwrap_or_default(),
+    );
+    Ok(())
+}

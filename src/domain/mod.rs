@@ -1,0 +1,626 @@
+//! Sessions: issue, check, refresh, and the revoke-all variants of the five shapes. Returns
+//! typed outcomes (`Revoked { refresh_tokens }`, `TokenCheck::Revoked`), never HTTP statuses;
+//! each shape in `http/` decides how an outcome looks on its wire.
+//!
+//! The revocation model. A revoke-all writes one *watermark* per (account, scope, kind):
+//! every session of that scope and kind whose creation sequence number is at or below the
+//! watermark is dead (optionally except the caller's own). That is a small, atomic write
+//! whose cost does not grow with the number of sessions; every token check consults the
+//! two watermarks that can cover its session. Single-session revocations (logout, refresh
+//! reuse) write a tombstone into the session record. Writes on one account are serialised
+//! by a striped lock so counts such as Connect's `revokedCount` are exact.
+
+mod admin;
+mod clientjwt;
+pub mod jwt;
+mod ratelimit;
+mod revoke;
+pub mod secrets;
+
+pub use admin::*;
+pub use clientjwt::{ClientAuth, ClientAuthError, Generation};
+pub use ratelimit::RateDecision;
+pub use revoke::*;
+
+use crate::model::*;
+use crate::store::{Store, StoreError};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store failed; nothing was acknowledged.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0} is already taken")]
+    Taken(&'static str),
+    #[error("invalid input: {0}")]
+    Invalid(String),
+}
+
+impl Error {
+    fn from_store(e: StoreError) -> Error {
+        match e {
+            StoreError::Taken(what) => Error::Taken(what),
+            other => Error::Store(other),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Lifetimes and limits of issued credentials.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Access tokens (opaque, and hub JWTs): Flashback documents one hour.
+    pub access_ttl_ms: Millis,
+    /// OAuth grants (refresh-token families).
+    pub oauth_ttl_ms: Millis,
+    /// Identity-provider sessions.
+    pub idp_ttl_ms: Millis,
+    /// The application served without an `/apps/{anchor}` prefix; the first created when
+    /// unset.
+    pub default_app: Option<String>,
+    /// Okta API tokens created without a limit of their own.
+    pub default_rate_limit_per_minute: u32,
+    /// The `iss` of hub JWTs.
+    pub issuer: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            access_ttl_ms: 3_600_000,
+            oauth_ttl_ms: 30 * 86_400_000,
+            idp_ttl_ms: 12 * 3_600_000,
+            default_app: None,
+            default_rate_limit_per_minute: 1200,
+            issuer: "sessiond".into(),
+        }
+    }
+}
+
+/// Where time comes from: the wall clock in the server, a controlled clock in tests.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Millis;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Millis {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as Millis)
+    }
+}
+
+const LOCK_STRIPES: usize = 512;
+
+/// The service: a cheap `Clone` handle over the store, keys and settings.
+#[derive(Clone)]
+pub struct Sessiond {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    config: Config,
+    clock: Arc<dyn Clock>,
+    hub: jwt::HubKey,
+    /// Serialises writes per account (striped): a revoke-all and an issue or refresh of the
+    /// same account never interleave, so watermarks and counts are exact.
+    locks: Vec<Mutex<()>>,
+    limiter: ratelimit::RateLimiter,
+}
+
+/// Whether a session can still be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionState {
+    Active,
+    Expired,
+    Revoked(Revocation),
+}
+
+/// The credentials a new session carries (each only where its kind implies it).
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub session: Session,
+    pub access_token: Option<String>,
+    pub access_expires: Option<Millis>,
+    pub refresh_token: Option<String>,
+    pub login_token: Option<String>,
+    pub personal_access_token: Option<String>,
+    pub hub_jwt: Option<String>,
+}
+
+/// What is asked for a new session.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub account: AccountId,
+    pub app: Option<AppKey>,
+    pub kind: SessionKind,
+    pub device: DeviceInfo,
+    pub method: String,
+}
+
+/// The result of presenting a token.
+#[derive(Debug, Clone)]
+pub enum TokenCheck {
+    /// Never issued, or issued by another application than the one asked.
+    Unknown,
+    /// Issued, but not of the kinds this endpoint accepts.
+    WrongKind,
+    /// A refresh token that was already rotated away.
+    Consumed(Session),
+    Expired(Session),
+    Revoked(Session, Revocation),
+    Active(ActiveToken),
+}
+
+#[derive(Debug, Clone)]
+pub struct ActiveToken {
+    pub hash: TokenHash,
+    pub record: TokenRecord,
+    pub session: Session,
+}
+
+impl Sessiond {
+    /// Opens the service over an open store; creates the hub signing key in the store's
+    /// directory on first use.
+    pub fn new(store: Store, config: Config, clock: Arc<dyn Clock>) -> Result<Sessiond> {
+        let hub = jwt::HubKey::load_or_create(store.dir()).map_err(StoreError::Io)?;
+        Ok(Sessiond {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                clock,
+                hub,
+                locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+                limiter: ratelimit::RateLimiter::default(),
+            }),
+        })
+    }
+
+    pub fn now(&self) -> Millis {
+        self.inner.clock.now()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn hub(&self) -> &jwt::HubKey {
+        &self.inner.hub
+    }
+
+    fn lock(&self, account: &AccountId) -> MutexGuard<'_, ()> {
+        let h = account
+            .0
+            .iter()
+            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(*b as usize));
+        // The guarded value is `()`: a panic while held leaves nothing inconsistent.
+        self.inner.locks[h % LOCK_STRIPES]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes everything written so far durable (group commit); see `store::Durability`.
+    pub async fn sync(&self) -> Result<()> {
+        Ok(self.inner.store.sync().await?)
+    }
+
+    // ---- applications and accounts ----------------------------------------------------
+
+    /// The application a request speaks to: the one named by an `/apps/{anchor}` prefix,
+    /// else the default one.
+    pub fn resolve_app(&self, prefix: Option<&str>) -> Result<Application> {
+        let store = &self.inner.store;
+        if let Some(anchor) = prefix.or(self.inner.config.default_app.as_deref()) {
+            return store
+                .app_by_anchor(anchor)?
+                .ok_or(Error::NotFound("application"));
+        }
+        store
+            .apps()?
+            .into_iter()
+            .next()
+            .ok_or(Error::NotFound("application"))
+    }
+
+    pub fn app_by_anchor(&self, anchor: &str) -> Result<Option<Application>> {
+        Ok(self.inner.store.app_by_anchor(anchor)?)
+    }
+
+    pub fn app(&self, key: AppKey) -> Result<Option<Application>> {
+        Ok(self.inner.store.app(key)?)
+    }
+
+    pub fn account(&self, id: &AccountId) -> Result<Option<Account>> {
+        Ok(self.inner.store.account(id)?)
+    }
+
+    /// Looks an account up by login or email (a value with `@` is tried as an email
+    /// first), as Rocket.Chat's `user` field is.
+    pub fn find_account(&self, user: &str) -> Result<Option<Account>> {
+        let store = &self.inner.store;
+        if user.contains('@')
+            && let Some(a) = store.account_by_email(user)?
+        {
+            return Ok(Some(a));
+        }
+        Ok(store.account_by_login(user)?)
+    }
+
+    /// The account's pairwise subject in a sector, created on first use.
+    pub fn subject(&self, account: &AccountId, sector: SectorId) -> Result<String> {
+        let store = &self.inner.store;
+        if let Some(s) = store.subject(account, sector)? {
+            return Ok(s);
+        }
+        let fresh = format!("sub_{}", secrets::new_token());
+        Ok(store.put_subject_if_absent(account, sector, &fresh)?)
+    }
+
+    // ---- sessions and tokens ----------------------------------------------------------
+
+    /// The state of a session now: its own tombstone, then the watermarks that can cover
+    /// it, then its expiry.
+    pub fn state(&self, s: &Session) -> Result<SessionState> {
+        if let Some(r) = &s.revoked {
+            return Ok(SessionState::Revoked(r.clone()));
+        }
+        let store = &self.inner.store;
+        let scopes = match s.app {
+            None => vec![Scope::NoApp],
+            Some(app) => vec![Scope::App(app), Scope::AllApps],
+        };
+        let mut found: Option<Revocation> = None;
+        for scope in scopes {
+            if let Some(m) = store.marker(&s.account, scope, s.kind)?
+                && s.seq <= m.upto
+                && m.except != Some(s.id)
+                // Report the earliest revocation that covers the session.
+                && found.as_ref().is_none_or(|f| m.revocation.at < f.at)
+            {
+                found = Some(m.revocation);
+            }
+        }
+        if let Some(r) = found {
+            return Ok(SessionState::Revoked(r));
+        }
+        if self.now() >= s.expires {
+            return Ok(SessionState::Expired);
+        }
+        Ok(SessionState::Active)
+    }
+
+    pub fn session(&self, id: &SessionId) -> Result<Option<(Session, SessionState)>> {
+        match self.inner.store.session(id)? {
+            Some(s) => {
+                let st = self.state(&s)?;
+                Ok(Some((s, st)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Sessions of an account, with their states: all (`None`), of no application
+    /// (`Some(None)`), or of one application.
+    pub fn sessions_of(
+        &self,
+        account: &AccountId,
+        app: Option<Option<AppKey>>,
+    ) -> Result<Vec<(Session, SessionState)>> {
+        self.inner
+            .store
+            .sessions_of(account, app)?
+            .into_iter()
+            .map(|s| {
+                let st = self.state(&s)?;
+                Ok((s, st))
+            })
+            .collect()
+    }
+
+    /// Creates a session and the credentials its kind implies, durably.
+    pub async fn issue(&self, new: NewSession) -> Result<Issued> {
+        let issued = self.issue_now(new)?;
+        self.sync().await?;
+        Ok(issued)
+    }
+
+    fn issue_now(&self, new: NewSession) -> Result<Issued> {
+        let store = &self.inner.store;
+        let now = self.now();
+        let app = match new.app {
+            Some(k) => Some(store.app(k)?.ok_or(Error::NotFound("application"))?),
+            None => None,
+        };
+        if store.account(&new.account)?.is_none() {
+            return Err(Error::NotFound("account"));
+        }
+        match (new.kind, &app) {
+            (SessionKind::Idp, Some(_)) => {
+                return Err(Error::Invalid(
+                    "an identity-provider session belongs to no application".into(),
+                ));
+            }
+            (SessionKind::Login | SessionKind::Oauth | SessionKind::Pat, None) => {
+                return Err(Error::Invalid(format!(
+                    "a `{}` session needs an application",
+                    new.kind.as_str()
+                )));
+            }
+            _ => {}
+        }
+        let cfg = &self.inner.config;
+        let expires = match (new.kind, &app) {
+            (SessionKind::Idp, _) => now + cfg.idp_ttl_ms,
+            (SessionKind::Login, Some(a)) => now + a.login_expiration_days as Millis * 86_400_000,
+            (SessionKind::Oauth, _) => now + cfg.oauth_ttl_ms,
+            _ => NEVER,
+        };
+        let _g = self.lock(&new.account);
+        let session = Session {
+            id: SessionId(secrets::random()),
+            account: new.account,
+            app: new.app,
+            kind: new.kind,
+            seq: store.next_seq()?,
+            device: new.device,
+            method: new.method,
+            created: now,
+            last_used: now,
+            expires,
+            has_refresh: matches!(new.kind, SessionKind::Login | SessionKind::Oauth),
+            revoked: None,
+        };
+        let mut issued = Issued {
+            session: session.clone(),
+            access_token: None,
+            access_expires: None,
+            refresh_token: None,
+            login_token: None,
+            personal_access_token: None,
+            hub_jwt: None,
+        };
+        let mut records = Vec::new();
+        let mut add = |kind: TokenKind, token: &str, expires: Millis| {
+            records.push((
+                secrets::hash(token),
+                TokenRecord {
+                    session: session.id,
+                    kind,
+                    issued: now,
+                    expires,
+                    consumed_at: None,
+                },
+            ));
+        };
+        match session.kind {
+            SessionKind::Idp => {}
+            SessionKind::Pat => {
+                let t = secrets::new_token();
+                add(TokenKind::Pat, &t, NEVER);
+                issued.personal_access_token = Some(t);
+            }
+            SessionKind::Login | SessionKind::Oauth => {
+                let app = app.as_ref().expect("checked above: app sessions have an app");
+                let (access, hub, access_exp) = self.mint_access(&session, app, now, &mut add);
+                issued.access_token = Some(access);
+                issued.hub_jwt = Some(hub);
+                issued.access_expires = Some(access_exp);
+                let refresh = secrets::new_token();
+                add(TokenKind::Refresh, &refresh, expires);
+                issued.refresh_token = Some(refresh);
+                if session.kind == SessionKind::Login {
+                    let login = secrets::new_token();
+                    add(TokenKind::Login, &login, expires);
+                    issued.login_token = Some(login);
+                }
+            }
+        }
+        store
+            .insert_session(&session, &records)
+            .map_err(Error::from_store)?;
+        Ok(issued)
+    }
+
+    /// A new opaque access token and a hub JWT for a session; both expire together.
+    fn mint_access(
+        &self,
+        session: &Session,
+        app: &Application,
+        now: Millis,
+        add: &mut impl FnMut(TokenKind, &str, Millis),
+    ) -> (String, String, Millis) {
+        let exp = (now + self.inner.config.access_ttl_ms).min(session.expires);
+        let access = secrets::new_token();
+        add(TokenKind::Access, &access, exp);
+        let jti = secrets::new_token();
+        add(TokenKind::HubJwt, &jti, exp);
+        let hub = self.inner.hub.sign(&serde_json::json!({
+            "jti": jti,
+            "sub": session.account.as_str(),
+            "aud": [format!("app:{}", app.anchor)],
+            "iat": now / 1000,
+            "exp": exp / 1000,
+            "iss": self.inner.config.issuer,
+            "https://auth.rownd.io/app_user_id": session.account.as_str(),
+            "https://auth.rownd.io/is_verified_user": true,
+        }));
+        (access, hub, exp)
+    }
+
+    /// Checks a presented token: it must exist, be of one of `kinds`, belong to `app` (when
+    /// given), and its session must be alive. Read-only.
+    pub fn check_token(
+        &self,
+        token: &str,
+        app: Option<AppKey>,
+        kinds: &[TokenKind],
+    ) -> Result<TokenCheck> {
+        let hash = secrets::hash(token);
+        self.check_hash(hash, app, kinds)
+    }
+
+    fn check_hash(&self, hash: TokenHash, app: Option<AppKey>, kinds: &[TokenKind]) -> Result<TokenCheck> {
+        let store = &self.inner.store;
+        let Some(record) = store.token(&hash)? else {
+            return Ok(TokenCheck::Unknown);
+        };
+        let Some(session) = store.session(&record.session)? else {
+            return Err(Error::Store(StoreError::Corrupt {
+                tree: "tokens",
+                key: hex_encode(&hash.0),
+                detail: format!("points at missing session {}", record.session),
+            }));
+        };
+        if app.is_some() && session.app != app {
+            return Ok(TokenCheck::Unknown);
+        }
+        if !kinds.contains(&record.kind) {
+            return Ok(TokenCheck::WrongKind);
+        }
+        match self.state(&session)? {
+            SessionState::Revoked(r) => return Ok(TokenCheck::Revoked(session, r)),
+            SessionState::Expired => return Ok(TokenCheck::Expired(session)),
+            SessionState::Active => {}
+        }
+        if record.consumed_at.is_some() {
+            return Ok(TokenCheck::Consumed(session));
+        }
+        if self.now() >= record.expires {
+            return Ok(TokenCheck::Expired(session));
+        }
+        Ok(TokenCheck::Active(ActiveToken {
+            hash,
+            record,
+            session,
+        }))
+    }
+
+    /// Checks a Rownd hub JWT: our signature, not expired, then its `jti` against the store
+    /// like any other access token.
+    pub fn check_hub_jwt(&self, token: &str) -> Result<(TokenCheck, Option<serde_json::Value>)> {
+        let Some(claims) = self.inner.hub.verify(token) else {
+            return Ok((TokenCheck::Unknown, None));
+        };
+        let Some(jti) = claims.get("jti").and_then(|v| v.as_str()) else {
+            return Ok((TokenCheck::Unknown, None));
+        };
+        let check = self.check_token(jti, None, &[TokenKind::HubJwt])?;
+        Ok((check, Some(claims)))
+    }
+
+    /// Strict refresh-token rotation: a live, unconsumed refresh token of `app` is consumed
+    /// and replaced (with a new access token and hub JWT); presenting a consumed one
+    /// revokes its whole family (the session).
+    /// `app` restricts the token to one application; `None` accepts any.
+    pub async fn refresh(&self, app: Option<AppKey>, token: &str, by: &str) -> Result<Refreshed> {
+        let out = self.refresh_now(app, token, by)?;
+        self.sync().await?;
+        Ok(out)
+    }
+
+    fn refresh_now(&self, app: Option<AppKey>, token: &str, by: &str) -> Result<Refreshed> {
+        let hash = secrets::hash(token);
+        let store = &self.inner.store;
+        let Some(rec) = store.token(&hash)? else {
+            return Ok(Refreshed::NotFound);
+        };
+        let Some(session) = store.session(&rec.session)? else {
+            return Ok(Refreshed::NotFound);
+        };
+        let _g = self.lock(&session.account);
+        // Re-read under the lock: a concurrent rotation or revoke may have happened.
+        match self.check_hash(hash, app, &[TokenKind::Refresh])? {
+            TokenCheck::Unknown | TokenCheck::WrongKind => Ok(Refreshed::NotFound),
+            TokenCheck::Expired(_) => Ok(Refreshed::Expired),
+            TokenCheck::Revoked(_, r) => Ok(Refreshed::Revoked(r)),
+            TokenCheck::Consumed(mut s) => {
+                let r = Revocation {
+                    at: self.now(),
+                    by: by.to_owned(),
+                    reason: "refresh token reused: the family is compromised".into(),
+                };
+                s.revoked = Some(r);
+                store.put_session(&s)?;
+                Ok(Refreshed::Reused)
+            }
+            TokenCheck::Active(active) => {
+                let now = self.now();
+                let mut session = active.session;
+                let app = session
+                    .app
+                    .and_then(|k| store.app(k).transpose())
+                    .transpose()?
+                    .ok_or(Error::NotFound("application"))?;
+                session.last_used = now;
+                let mut records = Vec::new();
+                let mut add = |kind: TokenKind, token: &str, expires: Millis| {
+                    records.push((
+                        secrets::hash(token),
+                        TokenRecord {
+                            session: session.id,
+                            kind,
+                            issued: now,
+                            expires,
+                            consumed_at: None,
+                        },
+                    ));
+                };
+                let (access, hub, access_exp) = self.mint_access(&session, &app, now, &mut add);
+                let refresh = secrets::new_token();
+                add(TokenKind::Refresh, &refresh, session.expires);
+                let mut old = active.record;
+                old.consumed_at = Some(now);
+                store.rotate(&(hash, old), &session, &records)?;
+                Ok(Refreshed::Rotated(Box::new(Rotated {
+                    access_token: access,
+                    access_expires: access_exp,
+                    refresh_token: refresh,
+                    hub_jwt: hub,
+                    session,
+                })))
+            }
+        }
+    }
+
+    // ---- Okta API tokens and rate limits ----------------------------------------------
+
+    pub fn api_token(&self, token: &str) -> Result<Option<ApiToken>> {
+        Ok(self.inner.store.api_token(&secrets::hash(token))?)
+    }
+
+    /// Counts one request of `key` against `limit` per minute (fixed windows).
+    pub fn rate_limit(&self, key: &str, limit: u32) -> RateDecision {
+        self.inner.limiter.check(key, limit, self.now())
+    }
+}
+
+/// The result of a refresh.
+#[derive(Debug)]
+pub enum Refreshed {
+    Rotated(Box<Rotated>),
+    NotFound,
+    Expired,
+    Revoked(Revocation),
+    /// A consumed token was presented again: its family is now revoked.
+    Reused,
+}
+
+#[derive(Debug)]
+pub struct Rotated {
+    pub access_token: String,
+    pub access_expires: Millis,
+    pub refresh_token: String,
+    pub hub_jwt: String,
+    pub session: Session,
+}

@@ -1,0 +1,214 @@
+//! The revoke-all variants, one per shape, and single-session revocation. Each is one
+//! atomic write of watermarks (plus tombstones or device removals where the contract asks)
+//! under the account's lock, then a durable sync before it returns: an `Ok` here may be
+//! acknowledged.
+
+use super::{Error, Result, SessionState, Sessiond};
+use crate::model::*;
+
+/// What a revoke-all did. "Nothing to revoke" is `Ok` with zeros; each shape decides what
+/// that looks like on its wire.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Revoked {
+    /// Live sessions that died.
+    pub sessions: usize,
+    /// Live refresh-token families (one per session) that died.
+    pub refresh_tokens: usize,
+    /// Remembered devices / factors cleared.
+    pub devices_forgotten: usize,
+}
+
+/// One revoke-all: which scopes and kinds die, who survives, whether devices are forgotten.
+struct Plan<'a> {
+    by: &'a str,
+    reason: &'a str,
+    targets: Vec<(Scope, SessionKind)>,
+    except: Option<SessionId>,
+    forget_devices: bool,
+}
+
+impl Sessiond {
+    fn revoke_all(&self, account: &AccountId, plan: Plan<'_>) -> Result<Revoked> {
+        let store = self.store();
+        let _g = self.lock(account);
+        if store.account(account)?.is_none() {
+            return Err(Error::NotFound("account"));
+        }
+        // Count what is alive now and will die: exact, because the lock keeps issues and
+        // refreshes of this account out until the watermarks are written. Only the pairs
+        // the plan names are read.
+        let mut out = Revoked::default();
+        let mut pairs: Vec<Option<Option<AppKey>>> = Vec::new();
+        for (scope, _) in &plan.targets {
+            let p = match scope {
+                Scope::NoApp => Some(None),
+                Scope::App(a) => Some(Some(*a)),
+                Scope::AllApps => None,
+            };
+            if !pairs.contains(&p) {
+                pairs.push(p);
+            }
+        }
+        if pairs.contains(&None) {
+            pairs = vec![None];
+        }
+        for pair in pairs {
+            for s in store.sessions_of(account, pair)? {
+                let covered = plan.targets.iter().any(|(scope, kind)| {
+                    *kind == s.kind
+                        && match scope {
+                            Scope::NoApp => s.app.is_none(),
+                            Scope::App(a) => s.app == Some(*a),
+                            Scope::AllApps => s.app.is_some(),
+                        }
+                });
+                if covered && plan.except != Some(s.id) && self.state(&s)? == SessionState::Active {
+                    out.sessions += 1;
+                    out.refresh_tokens += usize::from(s.has_refresh);
+                }
+            }
+        }
+        let upto = store.next_seq()?;
+        let revocation = Revocation {
+            at: self.now(),
+            by: plan.by.to_owned(),
+            reason: plan.reason.to_owned(),
+        };
+        let markers: Vec<_> = plan
+            .targets
+            .iter()
+            .map(|(scope, kind)| {
+                (
+                    *scope,
+                    *kind,
+                    Marker {
+                        upto,
+                        except: plan.except,
+                        revocation: revocation.clone(),
+                    },
+                )
+            })
+            .collect();
+        out.devices_forgotten = store.apply_revocation(account, &markers, plan.forget_devices)?;
+        Ok(out)
+    }
+
+    async fn revoke_all_durably(&self, account: &AccountId, plan: Plan<'_>) -> Result<Revoked> {
+        let out = self.revoke_all(account, plan)?;
+        self.sync().await?;
+        Ok(out)
+    }
+
+    /// Rownd `signout` with app credentials (or a hub JWT with `sign_out_all` true or
+    /// absent): every session and token of the account in `app`.
+    pub async fn rownd_sign_out_all(&self, app: AppKey, account: &AccountId) -> Result<Revoked> {
+        let plan = Plan {
+            by: "rownd.signout",
+            reason: "signed out of all devices",
+            targets: app_kinds(app, &[SessionKind::Login, SessionKind::Oauth, SessionKind::Pat]),
+            except: None,
+            forget_devices: false,
+        };
+        self.revoke_all_durably(account, plan).await
+    }
+
+    /// Connect `revoke-all`: the account's refresh tokens issued for `app` (its login and
+    /// OAuth sessions); `refresh_tokens` is the exact `revokedCount`.
+    pub async fn connect_revoke_all(&self, app: AppKey, account: &AccountId) -> Result<Revoked> {
+        let plan = Plan {
+            by: "connect.revoke_all",
+            reason: "revoke-all by the application",
+            targets: app_kinds(app, &[SessionKind::Login, SessionKind::Oauth]),
+            except: None,
+            forget_devices: false,
+        };
+        self.revoke_all_durably(account, plan).await
+    }
+
+    /// Flashback `sessions/revoke-all`: every session of the user in the token's
+    /// application, the caller's own included.
+    pub async fn flashback_revoke_all(&self, app: AppKey, account: &AccountId) -> Result<Revoked> {
+        let plan = Plan {
+            by: "flashback.revoke_all",
+            reason: "logged out from all devices",
+            targets: app_kinds(app, &[SessionKind::Login, SessionKind::Oauth, SessionKind::Pat]),
+            except: None,
+            forget_devices: false,
+        };
+        self.revoke_all_durably(account, plan).await
+    }
+
+    /// Rocket.Chat `users.logoutOtherClients`: the user's login tokens in `app` other than
+    /// the presented one (`current`, `None` when a personal access token was presented).
+    /// Personal access tokens survive.
+    pub async fn rocketchat_logout_others(
+        &self,
+        app: AppKey,
+        account: &AccountId,
+        current: Option<SessionId>,
+    ) -> Result<Revoked> {
+        let plan = Plan {
+            by: "rocketchat.logout_other_clients",
+            reason: "logged out from other clients",
+            targets: app_kinds(app, &[SessionKind::Login]),
+            except: current,
+            forget_devices: false,
+        };
+        self.revoke_all_durably(account, plan).await
+    }
+
+    /// Okta `DELETE /api/v1/users/{id}/sessions`: identity-provider sessions; OAuth grants
+    /// in every application when `oauth_tokens`; remembered devices when `forget_devices`.
+    /// Application login sessions are untouched.
+    pub async fn okta_revoke_user_sessions(
+        &self,
+        account: &AccountId,
+        oauth_tokens: bool,
+        forget_devices: bool,
+    ) -> Result<Revoked> {
+        let mut targets = vec![(Scope::NoApp, SessionKind::Idp)];
+        if oauth_tokens {
+            targets.push((Scope::AllApps, SessionKind::Oauth));
+        }
+        let plan = Plan {
+            by: "okta.revoke_user_sessions",
+            reason: "all identity-provider sessions revoked by an administrator",
+            targets,
+            except: None,
+            forget_devices,
+        };
+        self.revoke_all_durably(account, plan).await
+    }
+
+    /// Revokes one session (logout, an administrator's or the user's choice). `Ok(false)`
+    /// if it was not alive.
+    pub async fn revoke_session(&self, id: &SessionId, by: &str, reason: &str) -> Result<bool> {
+        let store = self.store();
+        let Some(s) = store.session(id)? else {
+            return Err(Error::NotFound("session"));
+        };
+        let killed = {
+            let _g = self.lock(&s.account);
+            let mut s = store.session(id)?.ok_or(Error::NotFound("session"))?;
+            if self.state(&s)? == SessionState::Active {
+                s.revoked = Some(Revocation {
+                    at: self.now(),
+                    by: by.to_owned(),
+                    reason: reason.to_owned(),
+                });
+                store.put_session(&s)?;
+                true
+            } else {
+                false
+            }
+        };
+        if killed {
+            self.sync().await?;
+        }
+        Ok(killed)
+    }
+}
+
+fn app_kinds(app: AppKey, kinds: &[SessionKind]) -> Vec<(Scope, SessionKind)> {
+    kinds.iter().map(|k| (Scope::App(app), *k)).collect()
+}

@@ -1,0 +1,84 @@
+//! Secrets: random tokens, their SHA-256 hashes, constant-time comparison, argon2id
+//! passwords. Tokens are 256-bit CSPRNG values; only their hashes are ever stored.
+
+use crate::model::TokenHash;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// `n` bytes from the operating system's CSPRNG.
+pub fn random<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    getrandom::getrandom(&mut b).expect("the OS random source is available");
+    b
+}
+
+/// A new 256-bit token as URL-safe base64 without padding (43 characters).
+pub fn new_token() -> String {
+    URL_SAFE_NO_PAD.encode(random::<32>())
+}
+
+pub fn hash(token: &str) -> TokenHash {
+    TokenHash(Sha256::digest(token.as_bytes()).into())
+}
+
+/// Compares two byte strings in time independent of where they differ.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+/// The lowercase hex SHA-256 of a password: what is argon2-hashed. Meteor (Rocket.Chat)
+/// does the same, which lets a client log in with `{"digest", "algorithm": "sha-256"}`
+/// instead of the plain password.
+pub fn password_digest(password: &str) -> String {
+    crate::model::hex_encode(&Sha256::digest(password.as_bytes()))
+}
+
+/// An argon2id PHC string for a password (of its SHA-256 digest, see `password_digest`).
+pub fn hash_password(password: &str) -> String {
+    let salt = SaltString::encode_b64(&random::<16>()).expect("16 bytes is a valid salt");
+    argon2::Argon2::default()
+        .hash_password(password_digest(password).as_bytes(), &salt)
+        .expect("argon2 with default parameters accepts any password")
+        .to_string()
+}
+
+/// Checks a password's SHA-256 hex digest against a PHC string from `hash_password`.
+pub fn verify_digest(digest: &str, phc: &str) -> bool {
+    match PasswordHash::new(phc) {
+        Ok(parsed) => argon2::Argon2::default()
+            .verify_password(digest.to_ascii_lowercase().as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    verify_digest(&password_digest(password), phc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_256_bit_and_distinct() {
+        let a = new_token();
+        let b = new_token();
+        assert_eq!(URL_SAFE_NO_PAD.decode(&a).expect("b64").len(), 32);
+        assert_ne!(a, b);
+        assert_ne!(hash(&a), hash(&b));
+    }
+
+    #[test]
+    fn passwords_are_argon2id() {
+        let phc = hash_password("s3cret");
+        assert!(phc.starts_with("$argon2id$"));
+        assert!(verify_password("s3cret", &phc));
+        assert!(!verify_password("s3cret!", &phc));
+        assert!(!verify_password("s3cret", "not a phc string"));
+        assert!(verify_digest(&password_digest("s3cret").to_uppercase(), &phc));
+    }
+}

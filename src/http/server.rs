@@ -1,0 +1,113 @@
+//! Accepting connections: hyper's HTTP/1.1 connection builder with a header-read timeout
+//! (which needs a timer, or it is silently off), header and buffer caps, a cap on
+//! concurrent connections, and graceful shutdown that drains in-flight requests and then
+//! flushes the store.
+
+use super::router;
+use crate::domain::Sessiond;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// Limits that protect the server from its clients.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body accepted; larger gets 413 before it is read.
+    pub max_body_bytes: usize,
+    /// Time to send a request head (also the keep-alive idle timeout).
+    pub header_timeout: Duration,
+    /// Time to send a request body once the head is in.
+    pub body_timeout: Duration,
+    /// Concurrent connections; more are closed at once.
+    pub max_connections: usize,
+    /// Time in-flight requests get to finish at shutdown.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 64 * 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            max_connections: 4096,
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, drains, and flushes the store.
+pub async fn serve(
+    listener: TcpListener,
+    state: Sessiond,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(64 * 1024)
+        .max_headers(100)
+        .keep_alive(true);
+    let builder = Arc::new(builder);
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let limits = Arc::new(limits);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // EMFILE and friends: wait a little, never stop serving.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!(%peer, "connection limit reached; closing a new connection");
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let state = state.clone();
+                let limits = limits.clone();
+                let service = service_fn(move |req| {
+                    let state = state.clone();
+                    let limits = limits.clone();
+                    async move { Ok::<_, Infallible>(router::handle(&state, &limits, req).await) }
+                });
+                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                    drop(permit);
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(limits.drain_timeout) => {
+            tracing::warn!("shutdown: in-flight requests did not finish in time");
+        }
+    }
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || st.store().sync_blocking())
+        .await
+        .map_err(std::io::Error::other)?
+        .map_err(std::io::Error::other)?;
+    Ok(())
+}

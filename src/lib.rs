@@ -1,0 +1,9 @@
+//! sessiond: a small, durable "log out everywhere" backend. Data flows one way:
+//! `http` (the five public API shapes and the admin API) → `domain` (sessions and the
+//! revoke-all rules) → `store` (the only code that names sled) → disk.
+
+pub mod cli;
+pub mod domain;
+pub mod http;
+pub mod model;
+pub mod store;

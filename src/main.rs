@@ -1,0 +1,26 @@
+//! The `sessiond` binary: logging, the command line, and the one place that prints an
+//! error and exits non-zero.
+
+use clap::Parser;
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SESSIOND_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = sessiond::cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(err) = runtime.block_on(sessiond::cli::run(cli)) {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,608 @@
+//! The embedded store: the only code that names sled. It owns the trees, the key layout
+//! (`keys`), the record encoding (`codec`), multi-tree atomicity and durability (group
+//! commit). It knows nothing of HTTP, JSON or revocation rules: it stores sessions, tokens
+//! and watermarks, and `domain` decides what they mean.
+//!
+//! Trees (key → value):
+//! - `meta`: name → bytes (admin token hash, schema version)
+//! - `apps`: app key → Application; `app_anchors`: anchor → app key
+//! - `rownd_keys`: publishable key → RowndKey
+//! - `accounts`: account id → Account; `account_logins` / `account_emails`: lowercase → id
+//! - `subjects`: account ‖ sector → subject; `subject_owners`: sector ‖ subject → account id
+//! - `sessions`: session id → Session
+//! - `by_account`: account ‖ app ‖ seq ‖ session → () (by account, by (account, app))
+//! - `tokens`: SHA-256(token) → TokenRecord
+//! - `by_expiry`: expires ‖ session → () (for sweeping)
+//! - `markers`: account ‖ scope ‖ kind → Marker (revoke-all watermarks)
+//! - `devices`: account ‖ device id → RememberedDevice
+//! - `api_tokens`: SHA-256(token) → ApiToken
+//! - `jtis`: app ‖ jti → expiry (client-JWT replay detection)
+
+mod codec;
+mod commit;
+mod keys;
+
+use crate::model::*;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, TransactionalTree, abort,
+};
+use sled::{Transactional, Tree};
+use std::path::{Path, PathBuf};
+
+pub use commit::Durability;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage engine: {0}")]
+    Engine(#[from] sled::Error),
+    #[error("corrupt record in tree `{tree}` at key {key}: {detail}")]
+    Corrupt {
+        tree: &'static str,
+        key: String,
+        detail: String,
+    },
+    #[error("cannot encode a record for tree `{tree}`: {detail}")]
+    Encode { tree: &'static str, detail: String },
+    #[error("{0} is already taken")]
+    Taken(&'static str),
+    #[error("making writes durable: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the data directory {0} is in use by another process (or unreadable): {1}")]
+    Locked(PathBuf, String),
+}
+
+impl From<TransactionError<StoreError>> for StoreError {
+    fn from(e: TransactionError<StoreError>) -> Self {
+        match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => StoreError::Engine(e),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// How the store is opened.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// sled's page cache. Set explicitly: the 1 GiB default is too much for a small
+    /// service, and resident memory can be a multiple of it.
+    pub cache_bytes: u64,
+    /// What an acknowledged write has been through; see [`Durability`].
+    pub durability: Durability,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            cache_bytes: 64 << 20,
+            durability: Durability::Fsync,
+        }
+    }
+}
+
+struct Trees {
+    meta: Tree,
+    apps: Tree,
+    app_anchors: Tree,
+    rownd_keys: Tree,
+    accounts: Tree,
+    account_logins: Tree,
+    account_emails: Tree,
+    subjects: Tree,
+    subject_owners: Tree,
+    sessions: Tree,
+    by_account: Tree,
+    tokens: Tree,
+    by_expiry: Tree,
+    markers: Tree,
+    devices: Tree,
+    api_tokens: Tree,
+    jtis: Tree,
+}
+
+pub struct Store {
+    db: sled::Db,
+    t: Trees,
+    dir: PathBuf,
+    commit: commit::GroupCommit,
+}
+
+fn enc<T: Serialize>(tree: &'static str, v: &T) -> Result<Vec<u8>> {
+    codec::encode(v).map_err(|detail| StoreError::Encode { tree, detail })
+}
+
+fn dec<T: DeserializeOwned>(tree: &'static str, key: &[u8], bytes: &[u8]) -> Result<T> {
+    codec::decode(bytes).map_err(|detail| StoreError::Corrupt {
+        tree,
+        key: hex_encode(key),
+        detail,
+    })
+}
+
+/// Inside a transaction, an encoding failure aborts it.
+fn tenc<T: Serialize>(
+    tree: &'static str,
+    v: &T,
+) -> std::result::Result<Vec<u8>, ConflictableTransactionError<StoreError>> {
+    enc(tree, v).map_err(ConflictableTransactionError::Abort)
+}
+
+fn get<T: DeserializeOwned>(tree: &Tree, name: &'static str, key: &[u8]) -> Result<Option<T>> {
+    match tree.get(key)? {
+        Some(v) => Ok(Some(dec(name, key, &v)?)),
+        None => Ok(None),
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in the data directory `dir` (sled's files live in
+    /// `dir/store`). A second process on the same directory gets [`StoreError::Locked`]
+    /// instead of waiting.
+    pub fn open(dir: &Path, opts: &StoreOptions) -> Result<Store> {
+        let sled_dir = dir.join("store");
+        std::fs::create_dir_all(&sled_dir)?;
+        let db = sled::Config::new()
+            .path(&sled_dir)
+            .cache_capacity(opts.cache_bytes)
+            // sled's background flusher is the only part of sled that calls a real fsync;
+            // this bounds the window in `Durability::Flush` mode.
+            .flush_every_ms(Some(200))
+            .open()
+            .map_err(|e| match e {
+                // sled reports a held lock as an `Other` I/O error naming the lock.
+                sled::Error::Io(io) if io.to_string().contains("lock") => {
+                    StoreError::Locked(dir.to_owned(), io.to_string())
+                }
+                other => StoreError::Engine(other),
+            })?;
+        let open = |name: &str| db.open_tree(name);
+        let t = Trees {
+            meta: open("meta")?,
+            apps: open("apps")?,
+            app_anchors: open("app_anchors")?,
+            rownd_keys: open("rownd_keys")?,
+            accounts: open("accounts")?,
+            account_logins: open("account_logins")?,
+            account_emails: open("account_emails")?,
+            subjects: open("subjects")?,
+            subject_owners: open("subject_owners")?,
+            sessions: open("sessions")?,
+            by_account: open("by_account")?,
+            tokens: open("tokens")?,
+            by_expiry: open("by_expiry")?,
+            markers: open("markers")?,
+            devices: open("devices")?,
+            api_tokens: open("api_tokens")?,
+            jtis: open("jtis")?,
+        };
+        let commit = commit::GroupCommit::new(&sled_dir, opts.durability)?;
+        Ok(Store {
+            db,
+            t,
+            dir: dir.to_owned(),
+            commit,
+        })
+    }
+
+    /// The data directory (sessiond's own files sit beside sled's `store/`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The next value of the store's global, monotonic sequence (it survives restarts).
+    pub fn next_seq(&self) -> Result<u64> {
+        Ok(self.db.generate_id()?)
+    }
+
+    /// Makes every write done before this call durable, sharing the work with concurrent
+    /// callers (group commit). Call it before acknowledging a write.
+    pub async fn sync(&self) -> Result<()> {
+        self.commit.sync(&self.db).await
+    }
+
+    /// The blocking form of [`Store::sync`], for the CLI and benches.
+    pub fn sync_blocking(&self) -> Result<()> {
+        self.commit.flush_now(&self.db)
+    }
+
+    // ---- meta -------------------------------------------------------------------------
+
+    pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.t.meta.get(name)?.map(|v| v.to_vec()))
+    }
+
+    pub fn set_meta(&self, name: &str, value: &[u8]) -> Result<()> {
+        self.t.meta.insert(name, value)?;
+        Ok(())
+    }
+
+    // ---- applications -----------------------------------------------------------------
+
+    /// Creates an application with its first Rownd key. Fails with `Taken` if the anchor
+    /// is in use.
+    pub fn create_app(&self, app: &Application, key: &RowndKey) -> Result<()> {
+        let value = enc("apps", app)?;
+        let kvalue = enc("rownd_keys", key)?;
+        (&self.t.apps, &self.t.app_anchors, &self.t.rownd_keys).transaction(
+            |(apps, anchors, rkeys)| {
+                if anchors.get(app.anchor.as_str())?.is_some() {
+                    return abort(StoreError::Taken("application id"));
+                }
+                anchors.insert(app.anchor.as_str(), &keys::app(app.key))?;
+                apps.insert(&keys::app(app.key), value.clone())?;
+                rkeys.insert(key.key.as_bytes(), kvalue.clone())?;
+                Ok(())
+            },
+        )?;
+        Ok(())
+    }
+
+    pub fn put_app(&self, app: &Application) -> Result<()> {
+        self.t.apps.insert(keys::app(app.key), enc("apps", app)?)?;
+        Ok(())
+    }
+
+    pub fn app(&self, key: AppKey) -> Result<Option<Application>> {
+        get(&self.t.apps, "apps", &keys::app(key))
+    }
+
+    pub fn app_by_anchor(&self, anchor: &str) -> Result<Option<Application>> {
+        match self.t.app_anchors.get(anchor)? {
+            Some(k) => {
+                let k: [u8; 8] = k.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                    tree: "app_anchors",
+                    key: anchor.to_owned(),
+                    detail: "application key is not 8 bytes".into(),
+                })?;
+                self.app(AppKey(u64::from_be_bytes(k)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Every application, in creation order.
+    pub fn apps(&self) -> Result<Vec<Application>> {
+        self.t
+            .apps
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                dec("apps", &k, &v)
+            })
+            .collect()
+    }
+
+    pub fn put_rownd_key(&self, key: &RowndKey) -> Result<()> {
+        self.t
+            .rownd_keys
+            .insert(key.key.as_bytes(), enc("rownd_keys", key)?)?;
+        Ok(())
+    }
+
+    pub fn rownd_key(&self, key: &str) -> Result<Option<RowndKey>> {
+        get(&self.t.rownd_keys, "rownd_keys", key.as_bytes())
+    }
+
+    // ---- accounts ---------------------------------------------------------------------
+
+    /// Creates an account and its login / email indexes. Fails with `Taken` if the login
+    /// or email (compared lowercase) belongs to someone else.
+    pub fn create_account(&self, account: &Account) -> Result<()> {
+        let value = enc("accounts", account)?;
+        let login = account.login.to_lowercase();
+        let email = account.email.as_ref().map(|e| e.to_lowercase());
+        (
+            &self.t.accounts,
+            &self.t.account_logins,
+            &self.t.account_emails,
+        )
+            .transaction(|(accounts, logins, emails)| {
+                if logins.get(login.as_bytes())?.is_some() {
+                    return abort(StoreError::Taken("login"));
+                }
+                if let Some(email) = &email {
+                    if emails.get(email.as_bytes())?.is_some() {
+                        return abort(StoreError::Taken("email"));
+                    }
+                    emails.insert(email.as_bytes(), &account.id.0)?;
+                }
+                logins.insert(login.as_bytes(), &account.id.0)?;
+                accounts.insert(&account.id.0, value.clone())?;
+                Ok(())
+            })?;
+        Ok(())
+    }
+
+    pub fn account(&self, id: &AccountId) -> Result<Option<Account>> {
+        get(&self.t.accounts, "accounts", &id.0)
+    }
+
+    fn account_via(&self, index: &Tree, name: &'static str, value: &str) -> Result<Option<Account>> {
+        match index.get(value.to_lowercase().as_bytes())? {
+            Some(id) => {
+                let id = std::str::from_utf8(&id)
+                    .ok()
+                    .and_then(AccountId::parse)
+                    .ok_or_else(|| StoreError::Corrupt {
+                        tree: name,
+                        key: value.to_owned(),
+                        detail: "not an account id".into(),
+                    })?;
+                self.account(&id)
+            }
+            None => Ok(None),
+        }
+    }
+
+    pub fn account_by_login(&self, login: &str) -> Result<Option<Account>> {
+        self.account_via(&self.t.account_logins, "account_logins", login)
+    }
+
+    pub fn account_by_email(&self, email: &str) -> Result<Option<Account>> {
+        self.account_via(&self.t.account_emails, "account_emails", email)
+    }
+
+    /// The account's subject in `sector`, if one was issued.
+    pub fn subject(&self, account: &AccountId, sector: SectorId) -> Result<Option<String>> {
+        Ok(self
+            .t
+            .subjects
+            .get(keys::subject(account, sector))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Records `subject` as the account's subject in `sector` unless one exists already;
+    /// returns the one that is stored.
+    pub fn put_subject_if_absent(
+        &self,
+        account: &AccountId,
+        sector: SectorId,
+        subject: &str,
+    ) -> Result<String> {
+        let fwd = keys::subject(account, sector);
+        let rev = keys::subject_owner(sector, subject);
+        let stored = (&self.t.subjects, &self.t.subject_owners).transaction(|(subs, owners)| {
+            if let Some(existing) = subs.get(&fwd)? {
+                return Ok(String::from_utf8_lossy(&existing).into_owned());
+            }
+            subs.insert(fwd.as_slice(), subject.as_bytes())?;
+            owners.insert(rev.as_slice(), &account.0)?;
+            Ok(subject.to_owned())
+        })?;
+        Ok(stored)
+    }
+
+    pub fn subject_owner(&self, sector: SectorId, subject: &str) -> Result<Option<AccountId>> {
+        match self.t.subject_owners.get(keys::subject_owner(sector, subject))? {
+            Some(v) => Ok(Some(
+                std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(AccountId::parse)
+                    .ok_or_else(|| StoreError::Corrupt {
+                        tree: "subject_owners",
+                        key: subject.to_owned(),
+                        detail: "not an account id".into(),
+                    })?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    // ---- sessions and tokens ----------------------------------------------------------
+
+    /// Writes a new session, its index entries and its tokens in one transaction.
+    pub fn insert_session(&self, s: &Session, tokens: &[(TokenHash, TokenRecord)]) -> Result<()> {
+        let value = enc("sessions", s)?;
+        let encoded: Vec<(TokenHash, Vec<u8>)> = tokens
+            .iter()
+            .map(|(h, t)| Ok((*h, enc("tokens", t)?)))
+            .collect::<Result<_>>()?;
+        let idx = keys::by_account(&s.account, s.app, s.seq, &s.id);
+        let exp = keys::by_expiry(s.expires, &s.id);
+        (
+            &self.t.sessions,
+            &self.t.by_account,
+            &self.t.tokens,
+            &self.t.by_expiry,
+        )
+            .transaction(|(sessions, by_account, toks, by_expiry)| {
+                sessions.insert(&s.id.0, value.clone())?;
+                by_account.insert(idx.as_slice(), &[])?;
+                if s.expires != NEVER {
+                    by_expiry.insert(exp.as_slice(), &[])?;
+                }
+                for (h, v) in &encoded {
+                    toks.insert(&h.0, v.clone())?;
+                }
+                Ok(())
+            })?;
+        Ok(())
+    }
+
+    pub fn session(&self, id: &SessionId) -> Result<Option<Session>> {
+        get(&self.t.sessions, "sessions", &id.0)
+    }
+
+    /// Rewrites a session record (a tombstone, a new last-used time); its indexes do not
+    /// change because account, app, seq and expiry never do.
+    pub fn put_session(&self, s: &Session) -> Result<()> {
+        self.t.sessions.insert(s.id.0, enc("sessions", s)?)?;
+        Ok(())
+    }
+
+    /// The sessions of an account: all of them (`None`), those of no application
+    /// (`Some(None)`), or those of one application (`Some(Some(app))`), in creation order.
+    /// A prefix scan of the pair's index: it never reads other accounts' or pairs' entries.
+    pub fn sessions_of(&self, account: &AccountId, app: Option<Option<AppKey>>) -> Result<Vec<Session>> {
+        let mut out = Vec::new();
+        for kv in self.t.by_account.scan_prefix(keys::by_account_prefix(account, app)) {
+            let (k, _) = kv?;
+            let id = keys::session_of_by_account(&k).ok_or_else(|| StoreError::Corrupt {
+                tree: "by_account",
+                key: hex_encode(&k),
+                detail: "key too short".into(),
+            })?;
+            let s = self.session(&id)?.ok_or_else(|| StoreError::Corrupt {
+                tree: "by_account",
+                key: hex_encode(&k),
+                detail: format!("points at missing session {id}"),
+            })?;
+            out.push(s);
+        }
+        Ok(out)
+    }
+
+    pub fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>> {
+        get(&self.t.tokens, "tokens", &hash.0)
+    }
+
+    /// Refresh-token rotation in one transaction: the presented token becomes consumed
+    /// (or whatever `old` says), the session record is rewritten, the new tokens are added.
+    pub fn rotate(
+        &self,
+        old: &(TokenHash, TokenRecord),
+        session: &Session,
+        new: &[(TokenHash, TokenRecord)],
+    ) -> Result<()> {
+        let old_v = enc("tokens", &old.1)?;
+        let s_v = enc("sessions", session)?;
+        (&self.t.tokens, &self.t.sessions).transaction(|(toks, sessions)| {
+            toks.insert(&old.0.0, old_v.clone())?;
+            for (h, t) in new {
+                toks.insert(&h.0, tenc("tokens", t)?)?;
+            }
+            sessions.insert(&session.id.0, s_v.clone())?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    // ---- revoke-all watermarks --------------------------------------------------------
+
+    pub fn marker(&self, account: &AccountId, scope: Scope, kind: SessionKind) -> Result<Option<Marker>> {
+        get(&self.t.markers, "markers", &keys::marker(account, scope, kind))
+    }
+
+    /// Writes a revoke-all in one transaction: its watermarks and, if asked, the removal
+    /// of the account's remembered devices. Returns how many devices were removed.
+    pub fn apply_revocation(
+        &self,
+        account: &AccountId,
+        markers: &[(Scope, SessionKind, Marker)],
+        forget_devices: bool,
+    ) -> Result<usize> {
+        let encoded: Vec<(Vec<u8>, Vec<u8>)> = markers
+            .iter()
+            .map(|(scope, kind, m)| Ok((keys::marker(account, *scope, *kind), enc("markers", m)?)))
+            .collect::<Result<_>>()?;
+        let device_keys: Vec<sled::IVec> = if forget_devices {
+            self.t
+                .devices
+                .scan_prefix(account.0)
+                .keys()
+                .collect::<std::result::Result<_, _>>()?
+        } else {
+            Vec::new()
+        };
+        (&self.t.markers, &self.t.devices).transaction(
+            |(mk, dev): &(TransactionalTree, TransactionalTree)| {
+                for (k, v) in &encoded {
+                    mk.insert(k.as_slice(), v.clone())?;
+                }
+                for k in &device_keys {
+                    dev.remove(k)?;
+                }
+                Ok(())
+            },
+        )?;
+        Ok(device_keys.len())
+    }
+
+    // ---- remembered devices -----------------------------------------------------------
+
+    pub fn add_device(&self, account: &AccountId, d: &RememberedDevice) -> Result<()> {
+        self.t
+            .devices
+            .insert(keys::device(account, &d.id), enc("devices", d)?)?;
+        Ok(())
+    }
+
+    pub fn devices(&self, account: &AccountId) -> Result<Vec<RememberedDevice>> {
+        self.t
+            .devices
+            .scan_prefix(account.0)
+            .map(|kv| {
+                let (k, v) = kv?;
+                dec("devices", &k, &v)
+            })
+            .collect()
+    }
+
+    // ---- API tokens and client-JWT replay --------------------------------------------
+
+    pub fn put_api_token(&self, hash: &TokenHash, t: &ApiToken) -> Result<()> {
+        self.t.api_tokens.insert(hash.0, enc("api_tokens", t)?)?;
+        Ok(())
+    }
+
+    pub fn api_token(&self, hash: &TokenHash) -> Result<Option<ApiToken>> {
+        get(&self.t.api_tokens, "api_tokens", &hash.0)
+    }
+
+    /// Records a client JWT's `jti` for `app`; `false` if it was seen before. Atomic:
+    /// of two concurrent claims of one `jti`, exactly one wins.
+    pub fn claim_jti(&self, app: AppKey, jti: &str, expires: Millis) -> Result<bool> {
+        let won = self
+            .t
+            .jtis
+            .compare_and_swap(
+                keys::jti(app, jti),
+                None as Option<&[u8]>,
+                Some(&expires.to_be_bytes()[..]),
+            )?
+            .is_ok();
+        Ok(won)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(dir.path(), &StoreOptions::default()).expect("open");
+        (dir, s)
+    }
+
+    #[test]
+    fn corrupt_records_name_their_key() {
+        let (_d, s) = store();
+        s.t.sessions.insert([1u8; 16], &[1, 2, 3][..]).expect("insert");
+        let err = s.session(&SessionId([1; 16])).expect_err("corrupt");
+        let text = err.to_string();
+        assert!(text.contains("sessions"), "{text}");
+        assert!(text.contains(&"01".repeat(16)), "{text}");
+    }
+
+    #[test]
+    fn a_jti_is_claimed_once() {
+        let (_d, s) = store();
+        assert!(s.claim_jti(AppKey(1), "j", 5).expect("claim"));
+        assert!(!s.claim_jti(AppKey(1), "j", 5).expect("claim"));
+        assert!(s.claim_jti(AppKey(2), "j", 5).expect("claim"));
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_directory_is_refused() {
+        let (d, _s) = store();
+        match Store::open(d.path(), &StoreOptions::default()) {
+            Err(StoreError::Locked(..)) => {}
+            Err(other) => panic!("expected Locked, got {other}"),
+            Ok(_) => panic!("a second open succeeded"),
+        }
+    }
+}
