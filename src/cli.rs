@@ -12,7 +12,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Parser, Debug)]
-#[command(name = "sessiond", version, about = "A durable 'log out everywhere' backend: five public revoke-all API shapes over an embedded sled store.")]
+#[command(
+    name = "sessiond",
+    version,
+    about = "A durable 'log out everywhere' backend: five public revoke-all API shapes over an embedded sled store."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -76,7 +80,9 @@ async fn serve_with(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     } else {
         None
     };
-    let data = temp.as_ref().map_or(args.data.clone(), |t| t.path().to_owned());
+    let data = temp
+        .as_ref()
+        .map_or(args.data.clone(), |t| t.path().to_owned());
     let store = Store::open(
         &data,
         &StoreOptions {
@@ -91,7 +97,10 @@ async fn serve_with(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         ..Config::default()
     };
     let state = Sessiond::new(store, config, Arc::new(SystemClock))?;
-    if let Some(token) = state.ensure_admin_token(args.admin_token.as_deref()).await? {
+    if let Some(token) = state
+        .ensure_admin_token(args.admin_token.as_deref())
+        .await?
+    {
         println!("admin token (shown once; only its hash is kept): {token}");
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -101,7 +110,10 @@ async fn serve_with(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     if demo {
         provision_demo(&state, addr).await?;
     }
-    println!("sessiond listening on http://{addr} (data: {})", data.display());
+    println!(
+        "sessiond listening on http://{addr} (data: {})",
+        data.display()
+    );
     use std::io::Write;
     std::io::stdout().flush()?;
     let limits = Limits {
@@ -168,12 +180,26 @@ async fn provision_demo(state: &Sessiond, addr: SocketAddr) -> anyhow::Result<()
         },
         method: "demo".into(),
     };
-    let login = state.issue(session(SessionKind::Login, Some(app.key))).await?;
-    let _other = state.issue(session(SessionKind::Login, Some(app.key))).await?;
-    let _oauth = state.issue(session(SessionKind::Oauth, Some(app.key))).await?;
+    let login = state
+        .issue(session(SessionKind::Login, Some(app.key)))
+        .await?;
+    let _other = state
+        .issue(session(SessionKind::Login, Some(app.key)))
+        .await?;
+    let _oauth = state
+        .issue(session(SessionKind::Oauth, Some(app.key)))
+        .await?;
     let _idp = state.issue(session(SessionKind::Idp, None)).await?;
     let (_, api_token) = state
-        .create_api_token("demo", vec!["okta.users.manage".into(), "okta.sessions.manage".into(), "okta.sessions.read".into()], None)
+        .create_api_token(
+            "demo",
+            vec![
+                "okta.users.manage".into(),
+                "okta.sessions.manage".into(),
+                "okta.sessions.read".into(),
+            ],
+            None,
+        )
         .await?;
     let subject = state.subject(&alice.id, app.sector)?;
     let body = serde_json::json!({"subject": subject}).to_string();
@@ -188,8 +214,8 @@ async fn provision_demo(state: &Sessiond, addr: SocketAddr) -> anyhow::Result<()
         "body_sha256": base64::Engine::encode(&base64::engine::general_purpose::STANDARD,
             <sha2::Sha256 as sha2::Digest>::digest(body.as_bytes())),
     });
-    let client_jwt = domain::jwt::sign_client_jwt(private, &claims)
-        .context("signing the demo client JWT")?;
+    let client_jwt =
+        domain::jwt::sign_client_jwt(private, &claims).context("signing the demo client JWT")?;
     let a = app.anchor.as_str();
     let u = alice.id.as_str();
     println!(

@@ -33,7 +33,8 @@ impl Anchor {
             && !s.starts_with('-')
             && !s.ends_with('-')
             && !s.contains("--")
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         ok.then(|| Anchor(s.to_owned()))
     }
     pub fn as_str(&self) -> &str {
@@ -342,7 +343,16 @@ mod tests {
         for ok in ["a", "my-app", "chat", "app-2", "x1-y2-z3"] {
             assert!(Anchor::parse(ok).is_some(), "{ok}");
         }
-        for bad in ["", "-a", "a-", "a--b", "My-App", "a_b", "a/b", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "a--b",
+            "My-App",
+            "a_b",
+            "a/b",
+            &"a".repeat(64),
+        ] {
             assert!(Anchor::parse(bad).is_none(), "{bad}");
         }
     }

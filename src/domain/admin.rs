@@ -53,11 +53,8 @@ impl Sessiond {
             Some(id) => Anchor::parse(id).ok_or_else(|| {
                 Error::Invalid("id must be lowercase kebab-case, 1 to 63 characters".into())
             })?,
-            None => Anchor::parse(&format!(
-                "app-{}",
-                &hex_encode(&secrets::random::<4>())
-            ))
-            .expect("generated anchors are valid"),
+            None => Anchor::parse(&format!("app-{}", &hex_encode(&secrets::random::<4>())))
+                .expect("generated anchors are valid"),
         };
         if req.name.trim().is_empty() || req.name.len() > 200 {
             return Err(Error::Invalid("name must be 1 to 200 characters".into()));
@@ -77,23 +74,25 @@ impl Sessiond {
             }
             None => SectorId(store.next_seq()?),
         };
-        let (public_pem, private_pem) = match (&req.connect_public_key_pem, req.generate_connect_key) {
-            (Some(pem), _) => {
-                if super::jwt::rsa_public_key(pem).is_none() {
-                    return Err(Error::Invalid(
-                        "connect_public_key_pem is not an RSA public key in PEM".into(),
-                    ));
+        let (public_pem, private_pem) =
+            match (&req.connect_public_key_pem, req.generate_connect_key) {
+                (Some(pem), _) => {
+                    if super::jwt::rsa_public_key(pem).is_none() {
+                        return Err(Error::Invalid(
+                            "connect_public_key_pem is not an RSA public key in PEM".into(),
+                        ));
+                    }
+                    (Some(pem.trim().to_owned()), None)
                 }
-                (Some(pem.trim().to_owned()), None)
-            }
-            (None, true) => {
-                let (private, public) = tokio::task::spawn_blocking(super::jwt::generate_rsa_pair)
-                    .await
-                    .map_err(|e| Error::Invalid(format!("key generation failed: {e}")))?;
-                (Some(public), Some(private))
-            }
-            (None, false) => (None, None),
-        };
+                (None, true) => {
+                    let (private, public) =
+                        tokio::task::spawn_blocking(super::jwt::generate_rsa_pair)
+                            .await
+                            .map_err(|e| Error::Invalid(format!("key generation failed: {e}")))?;
+                    (Some(public), Some(private))
+                }
+                (None, false) => (None, None),
+            };
         let now = self.now();
         let app = Application {
             key: AppKey(store.next_seq()?),
@@ -161,7 +160,9 @@ impl Sessiond {
     pub async fn create_account(&self, req: NewAccount) -> Result<Account> {
         let login = req.login.trim();
         if login.is_empty() || login.len() > 200 || login.chars().any(char::is_control) {
-            return Err(Error::Invalid("login must be 1 to 200 printable characters".into()));
+            return Err(Error::Invalid(
+                "login must be 1 to 200 printable characters".into(),
+            ));
         }
         if let Some(e) = &req.email
             && (!e.contains('@') || e.len() > 254)
@@ -227,7 +228,9 @@ impl Sessiond {
         }
         let limit = rate_limit_per_minute.unwrap_or(self.config().default_rate_limit_per_minute);
         if limit == 0 {
-            return Err(Error::Invalid("rate_limit_per_minute must be at least 1".into()));
+            return Err(Error::Invalid(
+                "rate_limit_per_minute must be at least 1".into(),
+            ));
         }
         let token = format!("00{}", secrets::new_token());
         let rec = ApiToken {
@@ -242,7 +245,12 @@ impl Sessiond {
         Ok((rec, token))
     }
 
-    pub async fn add_device(&self, account: &AccountId, label: &str, factor: &str) -> Result<RememberedDevice> {
+    pub async fn add_device(
+        &self,
+        account: &AccountId,
+        label: &str,
+        factor: &str,
+    ) -> Result<RememberedDevice> {
         if self.account(account)?.is_none() {
             return Err(Error::NotFound("account"));
         }

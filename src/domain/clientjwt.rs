@@ -56,7 +56,9 @@ impl Sessiond {
             .and_then(|rest| rest.strip_prefix(' '))
             .map(str::trim)
         else {
-            return Ok(Err(Invalid("missing or non-SudomimusClientJWT authorization")));
+            return Ok(Err(Invalid(
+                "missing or non-SudomimusClientJWT authorization",
+            )));
         };
         let Some(parts) = jwt::split(token) else {
             return Ok(Err(Invalid("not a compact JWT")));
@@ -74,7 +76,11 @@ impl Sessiond {
         let Some(app) = self.app_by_anchor(iss)? else {
             return Ok(Err(Invalid("unknown iss")));
         };
-        let Some(key) = app.connect_public_key_pem.as_deref().and_then(jwt::rsa_public_key) else {
+        let Some(key) = app
+            .connect_public_key_pem
+            .as_deref()
+            .and_then(jwt::rsa_public_key)
+        else {
             return Ok(Err(Invalid("the application has no client-auth key")));
         };
         if !jwt::verify_rs256(&key, parts.signed, &parts.signature) {
@@ -108,7 +114,11 @@ impl Sessiond {
         if !secrets::ct_eq(claimed.as_bytes(), actual.as_bytes()) {
             return Ok(Err(Invalid("body_sha256 mismatch")));
         }
-        let Some(jti) = c.get("jti").and_then(Value::as_str).filter(|j| !j.is_empty() && j.len() <= 256) else {
+        let Some(jti) = c
+            .get("jti")
+            .and_then(Value::as_str)
+            .filter(|j| !j.is_empty() && j.len() <= 256)
+        else {
             return Ok(Err(Invalid("no jti")));
         };
         if !app.enabled {

@@ -205,5 +205,8 @@ pub fn sign_client_jwt(private_pem: &str, claims: &Value) -> Option<String> {
         URL_SAFE_NO_PAD.encode(claims.to_string())
     );
     let sig = rsa::pkcs1v15::SigningKey::<Sha256>::new(key).sign(signed.as_bytes());
-    Some(format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes())))
+    Some(format!(
+        "{signed}.{}",
+        URL_SAFE_NO_PAD.encode(sig.to_bytes())
+    ))
 }

@@ -411,7 +411,9 @@ impl Sessiond {
                 issued.personal_access_token = Some(t);
             }
             SessionKind::Login | SessionKind::Oauth => {
-                let app = app.as_ref().expect("checked above: app sessions have an app");
+                let app = app
+                    .as_ref()
+                    .expect("checked above: app sessions have an app");
                 let (access, hub, access_exp) = self.mint_access(&session, app, now, &mut add);
                 issued.access_token = Some(access);
                 issued.hub_jwt = Some(hub);
@@ -470,7 +472,12 @@ impl Sessiond {
         self.check_hash(hash, app, kinds)
     }
 
-    fn check_hash(&self, hash: TokenHash, app: Option<AppKey>, kinds: &[TokenKind]) -> Result<TokenCheck> {
+    fn check_hash(
+        &self,
+        hash: TokenHash,
+        app: Option<AppKey>,
+        kinds: &[TokenKind],
+    ) -> Result<TokenCheck> {
         let store = &self.inner.store;
         let Some(record) = store.token(&hash)? else {
             return Ok(TokenCheck::Unknown);

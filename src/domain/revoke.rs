@@ -105,7 +105,10 @@ impl Sessiond {
         let plan = Plan {
             by: "rownd.signout",
             reason: "signed out of all devices",
-            targets: app_kinds(app, &[SessionKind::Login, SessionKind::Oauth, SessionKind::Pat]),
+            targets: app_kinds(
+                app,
+                &[SessionKind::Login, SessionKind::Oauth, SessionKind::Pat],
+            ),
             except: None,
             forget_devices: false,
         };
@@ -131,7 +134,10 @@ impl Sessiond {
         let plan = Plan {
             by: "flashback.revoke_all",
             reason: "logged out from all devices",
-            targets: app_kinds(app, &[SessionKind::Login, SessionKind::Oauth, SessionKind::Pat]),
+            targets: app_kinds(
+                app,
+                &[SessionKind::Login, SessionKind::Oauth, SessionKind::Pat],
+            ),
             except: None,
             forget_devices: false,
         };

@@ -79,6 +79,9 @@ mod tests {
         assert!(verify_password("s3cret", &phc));
         assert!(!verify_password("s3cret!", &phc));
         assert!(!verify_password("s3cret", "not a phc string"));
-        assert!(verify_digest(&password_digest("s3cret").to_uppercase(), &phc));
+        assert!(verify_digest(
+            &password_digest("s3cret").to_uppercase(),
+            &phc
+        ));
     }
 }

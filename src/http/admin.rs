@@ -46,14 +46,21 @@ pub async fn handle(state: &Sessiond, req: &Req) -> Resp {
     match req.bearer().map(|t| state.is_admin_token(t)) {
         Some(Ok(true)) => {}
         Some(Err(e)) => return from_domain(e),
-        _ => return error(StatusCode::UNAUTHORIZED, "a valid admin bearer token is required"),
+        _ => {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "a valid admin bearer token is required",
+            );
+        }
     }
     let segs: Vec<&str> = req.segments[2..].iter().map(String::as_str).collect();
     let m = &req.method;
     let result = match (m, segs.as_slice()) {
         (&Method::POST, ["applications"]) => create_app(state, req).await,
         (&Method::GET, ["applications"]) => list_apps(state),
-        (&Method::GET, ["applications", id]) => app_of(state, id).map(|a| (StatusCode::OK, app_json(&a))),
+        (&Method::GET, ["applications", id]) => {
+            app_of(state, id).map(|a| (StatusCode::OK, app_json(&a)))
+        }
         (&Method::PATCH, ["applications", id]) => patch_app(state, req, id).await,
         (&Method::POST, ["applications", id, "keys"]) => add_key(state, id).await,
         (&Method::DELETE, ["applications", id, "keys", key]) => revoke_key(state, id, key).await,
@@ -78,7 +85,11 @@ pub async fn handle(state: &Sessiond, req: &Req) -> Resp {
 type Out = Result<(StatusCode, Value), Resp>;
 
 fn opt_ms(ms: Millis) -> Value {
-    if ms == NEVER { Value::Null } else { json!(wire::iso_ms(ms)) }
+    if ms == NEVER {
+        Value::Null
+    } else {
+        json!(wire::iso_ms(ms))
+    }
 }
 
 fn app_json(a: &Application) -> Value {
@@ -166,7 +177,10 @@ struct PatchApp {
 async fn patch_app(state: &Sessiond, req: &Req, id: &str) -> Out {
     let app = app_of(state, id)?;
     let b: PatchApp = body(req)?;
-    let app = state.set_app_enabled(&app, b.enabled).await.map_err(from_domain)?;
+    let app = state
+        .set_app_enabled(&app, b.enabled)
+        .await
+        .map_err(from_domain)?;
     Ok((StatusCode::OK, app_json(&app)))
 }
 
@@ -181,8 +195,14 @@ async fn add_key(state: &Sessiond, id: &str) -> Out {
 
 async fn revoke_key(state: &Sessiond, id: &str, key: &str) -> Out {
     let app = app_of(state, id)?;
-    state.revoke_rownd_key(&app, key).await.map_err(from_domain)?;
-    Ok((StatusCode::OK, json!({"rownd_app_key": key, "revoked": true})))
+    state
+        .revoke_rownd_key(&app, key)
+        .await
+        .map_err(from_domain)?;
+    Ok((
+        StatusCode::OK,
+        json!({"rownd_app_key": key, "revoked": true}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -295,7 +315,10 @@ fn device_json(d: &RememberedDevice) -> Value {
 async fn add_device(state: &Sessiond, req: &Req, id: &str) -> Out {
     let a = account_of(state, id)?;
     let b: CreateDevice = body(req)?;
-    let d = state.add_device(&a.id, &b.label, &b.factor).await.map_err(from_domain)?;
+    let d = state
+        .add_device(&a.id, &b.label, &b.factor)
+        .await
+        .map_err(from_domain)?;
     Ok((StatusCode::CREATED, device_json(&d)))
 }
 
@@ -376,7 +399,8 @@ fn get_session(state: &Sessiond, id: &str) -> Out {
 }
 
 async fn delete_session(state: &Sessiond, id: &str) -> Out {
-    let sid = SessionId::parse(id).ok_or_else(|| error(StatusCode::NOT_FOUND, "session not found"))?;
+    let sid =
+        SessionId::parse(id).ok_or_else(|| error(StatusCode::NOT_FOUND, "session not found"))?;
     let killed = state
         .revoke_session(&sid, "admin.revoke_session", "revoked by an administrator")
         .await

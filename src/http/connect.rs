@@ -127,7 +127,9 @@ async fn refresh(state: &Sessiond, req: &Req) -> Resp {
         Ok(Refreshed::Rotated(r)) => r,
         Ok(Refreshed::NotFound) => return reason(StatusCode::UNAUTHORIZED, "RefreshTokenNotFound"),
         Ok(Refreshed::Expired) => return reason(StatusCode::UNAUTHORIZED, "RefreshTokenExpired"),
-        Ok(Refreshed::Revoked(_)) => return reason(StatusCode::UNAUTHORIZED, "RefreshTokenRevoked"),
+        Ok(Refreshed::Revoked(_)) => {
+            return reason(StatusCode::UNAUTHORIZED, "RefreshTokenRevoked");
+        }
         Ok(Refreshed::Reused) => {
             return reason(StatusCode::UNAUTHORIZED, "RefreshTokenFamilyCompromised");
         }

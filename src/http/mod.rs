@@ -12,8 +12,8 @@ mod connect;
 mod flashback;
 mod okta;
 mod rocketchat;
-mod rownd;
 mod router;
+mod rownd;
 mod server;
 mod wire;
 

@@ -19,10 +19,7 @@ const SESSIONS_READ: &str = "okta.sessions.read";
 const SESSIONS_MANAGE: &str = "okta.sessions.manage";
 
 fn okta_error(status: StatusCode, code: &str, summary: &str, causes: &[String]) -> Resp {
-    let error_id = format!(
-        "oae{}",
-        hex_encode(&crate::domain::secrets::random::<11>())
-    );
+    let error_id = format!("oae{}", hex_encode(&crate::domain::secrets::random::<11>()));
     let causes: Vec<_> = causes.iter().map(|c| json!({"errorSummary": c})).collect();
     wire::json(
         status,
@@ -37,7 +34,12 @@ fn okta_error(status: StatusCode, code: &str, summary: &str, causes: &[String]) 
 }
 
 fn invalid_token() -> Resp {
-    okta_error(StatusCode::UNAUTHORIZED, "E0000011", "Invalid token provided", &[])
+    okta_error(
+        StatusCode::UNAUTHORIZED,
+        "E0000011",
+        "Invalid token provided",
+        &[],
+    )
 }
 
 fn forbidden() -> Resp {
@@ -94,7 +96,10 @@ fn presented_token(headers: &HeaderMap) -> Option<&str> {
 
 /// Who is calling, and their rate-limit decision (counted now). Unauthenticated calls
 /// share one bucket.
-fn authorize(state: &Sessiond, headers: &HeaderMap) -> (Result<Option<ApiToken>, ()>, RateDecision) {
+fn authorize(
+    state: &Sessiond,
+    headers: &HeaderMap,
+) -> (Result<Option<ApiToken>, ()>, RateDecision) {
     let token = match presented_token(headers).map(|t| state.api_token(t)) {
         Some(Ok(t)) => Ok(t),
         Some(Err(e)) => {
@@ -105,7 +110,10 @@ fn authorize(state: &Sessiond, headers: &HeaderMap) -> (Result<Option<ApiToken>,
     };
     let decision = match &token {
         Ok(Some(t)) => state.rate_limit(&format!("okta:{}", t.id), t.rate_limit_per_minute),
-        _ => state.rate_limit("okta:anonymous", state.config().default_rate_limit_per_minute),
+        _ => state.rate_limit(
+            "okta:anonymous",
+            state.config().default_rate_limit_per_minute,
+        ),
     };
     (token, decision)
 }
@@ -117,7 +125,10 @@ fn with_headers(mut r: Resp, d: &RateDecision, headers: &HeaderMap) -> Resp {
         ("x-rate-limit-remaining", d.remaining.to_string()),
         ("x-rate-limit-reset", d.reset.to_string()),
     ] {
-        h.insert(name, HeaderValue::from_str(&value).expect("digits are a valid header"));
+        h.insert(
+            name,
+            HeaderValue::from_str(&value).expect("digits are a valid header"),
+        );
     }
     // Reuse a well-formed request id a retrying client refers to? Okta mints a new one per
     // request; so do we.
@@ -276,7 +287,11 @@ async fn delete_session(state: &Sessiond, id: &str) -> Resp {
         Err(r) => return r,
     };
     match state
-        .revoke_session(&s.id, "okta.revoke_session", "session closed by an administrator")
+        .revoke_session(
+            &s.id,
+            "okta.revoke_session",
+            "session closed by an administrator",
+        )
         .await
     {
         Ok(_) => wire::empty(StatusCode::NO_CONTENT),

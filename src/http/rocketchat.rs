@@ -80,9 +80,9 @@ async fn logout_other_clients(state: &Sessiond, req: &Req, app: &Application) ->
     // tokenExpires = the token's `when` + the login expiration; "" for a personal access
     // token, which has no `when`.
     let token_expires = match current.record.kind {
-        TokenKind::Login => wire::iso_ms(
-            current.record.issued + app.login_expiration_days as Millis * 86_400_000,
-        ),
+        TokenKind::Login => {
+            wire::iso_ms(current.record.issued + app.login_expiration_days as Millis * 86_400_000)
+        }
         _ => String::new(),
     };
     wire::json(
@@ -159,7 +159,10 @@ fn login_failed() -> Resp {
 
 async fn login(state: &Sessiond, req: &Req, app: &Application, body: Value) -> Resp {
     let Ok(b) = serde_json::from_value::<LoginBody>(body) else {
-        return error(StatusCode::BAD_REQUEST, "Match error: invalid login request");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Match error: invalid login request",
+        );
     };
     let who = match (&b.user, &b.username, &b.email) {
         (Some(UserField::Plain(u)), _, _) => state.find_account(u),

@@ -75,11 +75,20 @@ pub async fn handle(state: &Sessiond, limits: &Limits, req: Request<Incoming>) -
     resp
 }
 
-async fn dispatch(state: &Sessiond, limits: &Limits, parts: http::request::Parts, body: Incoming) -> Resp {
+async fn dispatch(
+    state: &Sessiond,
+    limits: &Limits,
+    parts: http::request::Parts,
+    body: Incoming,
+) -> Resp {
     // Split the raw path first, then decode each segment: `%2F` stays inside its id.
     // Leading empty segments (`//api/v1/...` from a base URL ending in `/`) are dropped.
     let raw: Vec<&str> = parts.uri.path().split('/').skip(1).collect();
-    let Some(decoded) = raw.iter().map(|s| wire::percent_decode(s)).collect::<Option<Vec<_>>>() else {
+    let Some(decoded) = raw
+        .iter()
+        .map(|s| wire::percent_decode(s))
+        .collect::<Option<Vec<_>>>()
+    else {
         return Shape::Other.error(StatusCode::NOT_FOUND, "no such endpoint");
     };
     let mut segs: &[String] = &decoded;
@@ -100,11 +109,18 @@ async fn dispatch(state: &Sessiond, limits: &Limits, parts: http::request::Parts
         return Shape::Other.error(StatusCode::NOT_FOUND, "no such endpoint");
     };
     if shape == Shape::Admin && app_prefix.is_some() {
-        return Shape::Other.error(StatusCode::NOT_FOUND, "the admin API is not served under /apps/");
+        return Shape::Other.error(
+            StatusCode::NOT_FOUND,
+            "the admin API is not served under /apps/",
+        );
     }
     if !methods.contains(&parts.method) {
         let mut r = shape.error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
-        let allow = methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+        let allow = methods
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
         if let Ok(v) = allow.parse() {
             r.headers_mut().insert(header::ALLOW, v);
         }
@@ -112,7 +128,9 @@ async fn dispatch(state: &Sessiond, limits: &Limits, parts: http::request::Parts
     }
     let body = match read_body(body, &parts.headers, limits).await {
         Ok(b) => b,
-        Err((status, msg)) => return shape_headers(shape, state, &parts.headers, shape.error(status, msg)),
+        Err((status, msg)) => {
+            return shape_headers(shape, state, &parts.headers, shape.error(status, msg));
+        }
     };
     let req = Req {
         method: parts.method,
@@ -157,8 +175,16 @@ async fn read_body(
     }
     let limited = Limited::new(body, limits.max_body_bytes);
     match tokio::time::timeout(limits.body_timeout, limited.collect()).await {
-        Err(_) => Err((StatusCode::REQUEST_TIMEOUT, "request body not received in time")),
-        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large),
+        Err(_) => Err((
+            StatusCode::REQUEST_TIMEOUT,
+            "request body not received in time",
+        )),
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large)
+        }
         Ok(Err(_)) => Err((StatusCode::BAD_REQUEST, "malformed request body")),
         Ok(Ok(c)) => Ok(c.to_bytes()),
     }

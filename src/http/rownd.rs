@@ -53,7 +53,10 @@ enum Caller {
 
 fn authenticate(state: &Sessiond, req: &Req) -> Result<Caller, Resp> {
     let unauthorized = |m: &str| Err(error(StatusCode::UNAUTHORIZED, m));
-    if let (Some(key), Some(secret)) = (req.header("x-rownd-app-key"), req.header("x-rownd-app-secret")) {
+    if let (Some(key), Some(secret)) = (
+        req.header("x-rownd-app-key"),
+        req.header("x-rownd-app-secret"),
+    ) {
         return match state.rownd_credentials(key, secret) {
             Ok(Some(app)) => Ok(Caller::App(app)),
             Ok(None) => unauthorized("invalid app credentials"),
@@ -72,7 +75,11 @@ fn authenticate(state: &Sessiond, req: &Req) -> Result<Caller, Resp> {
                 .to_owned(),
             audience: claims["aud"]
                 .as_array()
-                .map(|v| v.iter().filter_map(|a| a.as_str().map(str::to_owned)).collect())
+                .map(|v| {
+                    v.iter()
+                        .filter_map(|a| a.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default(),
         }),
         Ok(_) => unauthorized("invalid, expired or revoked token"),
@@ -96,14 +103,25 @@ async fn signout(state: &Sessiond, req: &Req, app_id: &str, user: &str) -> Resp 
         Err(e) => return internal(&e),
     };
     if req.app_prefix.as_deref().is_some_and(|p| p != app_id) {
-        return error(StatusCode::FORBIDDEN, "the path names another application than the prefix");
+        return error(
+            StatusCode::FORBIDDEN,
+            "the path names another application than the prefix",
+        );
     }
     match &caller {
         Caller::App(k) if *k != app.key => {
-            return error(StatusCode::FORBIDDEN, "these credentials belong to another application");
+            return error(
+                StatusCode::FORBIDDEN,
+                "these credentials belong to another application",
+            );
         }
-        Caller::User { audience, .. } if !audience.iter().any(|a| *a == format!("app:{app_id}")) => {
-            return error(StatusCode::FORBIDDEN, "the token was not issued for this application");
+        Caller::User { audience, .. }
+            if !audience.iter().any(|a| *a == format!("app:{app_id}")) =>
+        {
+            return error(
+                StatusCode::FORBIDDEN,
+                "the token was not issued for this application",
+            );
         }
         Caller::User { account, .. } if account != user => {
             return error(StatusCode::FORBIDDEN, "the token belongs to another user");
@@ -112,7 +130,12 @@ async fn signout(state: &Sessiond, req: &Req, app_id: &str, user: &str) -> Resp 
     }
     let body: SignoutBody = match req.json(true) {
         Ok(b) => b,
-        Err(_) => return error(StatusCode::BAD_REQUEST, "body must be {\"sign_out_all\": boolean}"),
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "body must be {\"sign_out_all\": boolean}",
+            );
+        }
     };
     let Some(account) = AccountId::parse(user) else {
         return error(StatusCode::NOT_FOUND, "user not found");
@@ -127,7 +150,10 @@ async fn signout(state: &Sessiond, req: &Req, app_id: &str, user: &str) -> Resp 
             .revoke_session(&session, "rownd.signout", "signed out of this device")
             .await
             .map(|_| ()),
-        _ => state.rownd_sign_out_all(app.key, &account).await.map(|_| ()),
+        _ => state
+            .rownd_sign_out_all(app.key, &account)
+            .await
+            .map(|_| ()),
     };
     match result {
         Ok(()) => wire::empty(StatusCode::NO_CONTENT),
@@ -151,7 +177,10 @@ async fn token(state: &Sessiond, req: &Req) -> Resp {
         },
     };
     let Ok(body) = req.json::<TokenBody>(false) else {
-        return error(StatusCode::BAD_REQUEST, "body must be {\"refresh_token\": string}");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "body must be {\"refresh_token\": string}",
+        );
     };
     let Some(refresh) = body.refresh_token else {
         let m = if body.id_token.is_some() {

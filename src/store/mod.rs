@@ -25,9 +25,7 @@ mod keys;
 use crate::model::*;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sled::transaction::{
-    ConflictableTransactionError, TransactionError, TransactionalTree, abort,
-};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree, abort};
 use sled::{Transactional, Tree};
 use std::path::{Path, PathBuf};
 
@@ -320,7 +318,12 @@ impl Store {
         get(&self.t.accounts, "accounts", &id.0)
     }
 
-    fn account_via(&self, index: &Tree, name: &'static str, value: &str) -> Result<Option<Account>> {
+    fn account_via(
+        &self,
+        index: &Tree,
+        name: &'static str,
+        value: &str,
+    ) -> Result<Option<Account>> {
         match index.get(value.to_lowercase().as_bytes())? {
             Some(id) => {
                 let id = std::str::from_utf8(&id)
@@ -376,7 +379,11 @@ impl Store {
     }
 
     pub fn subject_owner(&self, sector: SectorId, subject: &str) -> Result<Option<AccountId>> {
-        match self.t.subject_owners.get(keys::subject_owner(sector, subject))? {
+        match self
+            .t
+            .subject_owners
+            .get(keys::subject_owner(sector, subject))?
+        {
             Some(v) => Ok(Some(
                 std::str::from_utf8(&v)
                     .ok()
@@ -436,9 +443,17 @@ impl Store {
     /// The sessions of an account: all of them (`None`), those of no application
     /// (`Some(None)`), or those of one application (`Some(Some(app))`), in creation order.
     /// A prefix scan of the pair's index: it never reads other accounts' or pairs' entries.
-    pub fn sessions_of(&self, account: &AccountId, app: Option<Option<AppKey>>) -> Result<Vec<Session>> {
+    pub fn sessions_of(
+        &self,
+        account: &AccountId,
+        app: Option<Option<AppKey>>,
+    ) -> Result<Vec<Session>> {
         let mut out = Vec::new();
-        for kv in self.t.by_account.scan_prefix(keys::by_account_prefix(account, app)) {
+        for kv in self
+            .t
+            .by_account
+            .scan_prefix(keys::by_account_prefix(account, app))
+        {
             let (k, _) = kv?;
             let id = keys::session_of_by_account(&k).ok_or_else(|| StoreError::Corrupt {
                 tree: "by_account",
@@ -482,8 +497,17 @@ impl Store {
 
     // ---- revoke-all watermarks --------------------------------------------------------
 
-    pub fn marker(&self, account: &AccountId, scope: Scope, kind: SessionKind) -> Result<Option<Marker>> {
-        get(&self.t.markers, "markers", &keys::marker(account, scope, kind))
+    pub fn marker(
+        &self,
+        account: &AccountId,
+        scope: Scope,
+        kind: SessionKind,
+    ) -> Result<Option<Marker>> {
+        get(
+            &self.t.markers,
+            "markers",
+            &keys::marker(account, scope, kind),
+        )
     }
 
     /// Writes a revoke-all in one transaction: its watermarks and, if asked, the removal
@@ -581,7 +605,9 @@ mod tests {
     #[test]
     fn corrupt_records_name_their_key() {
         let (_d, s) = store();
-        s.t.sessions.insert([1u8; 16], &[1, 2, 3][..]).expect("insert");
+        s.t.sessions
+            .insert([1u8; 16], &[1, 2, 3][..])
+            .expect("insert");
         let err = s.session(&SessionId([1; 16])).expect_err("corrupt");
         let text = err.to_string();
         assert!(text.contains("sessions"), "{text}");
