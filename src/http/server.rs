@@ -84,7 +84,22 @@ pub async fn serve(
                 let service = service_fn(move |req| {
                     let state = state.clone();
                     let limits = limits.clone();
-                    async move { Ok::<_, Infallible>(router::handle(&state, &limits, req).await) }
+                    // Each request runs in its own task, so a panic in a handler becomes a
+                    // 500 for that request instead of taking the connection's task with it.
+                    async move {
+                        let handled =
+                            tokio::spawn(async move { router::handle(&state, &limits, req).await });
+                        Ok::<_, Infallible>(match handled.await {
+                            Ok(r) => r,
+                            Err(e) => {
+                                tracing::error!(error = %e, "a request handler panicked");
+                                super::wire::json(
+                                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                                    &serde_json::json!({"error": "internal error"}),
+                                )
+                            }
+                        })
+                    }
                 });
                 let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
                 tokio::spawn(async move {
