@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Runs the PUBLISHED client libraries (okta, rocketchat-api, sudomimus-session; pinned in
+# requirements.txt), unmodified, against a live sessiond.
+#
+#   tests/clients/run.sh <path-to-sessiond-binary>
+#
+# Creates a venv in a temp dir (pip honours PIP_CACHE_DIR), starts
+# `sessiond serve --ephemeral --listen 127.0.0.1:0 --admin-token <random>`, runs drive.py
+# from a throw-away working directory and HOME (the okta SDK reads ./okta.yaml and
+# ~/.okta/okta.yaml), and always stops the server. Last line: `N passed, M failed`;
+# exit status 1 on any failure. Traffic goes to 127.0.0.1 only (PyPI aside).
+set -euo pipefail
+
+if [ $# -ne 1 ] || [ ! -x "$1" ]; then
+    echo "usage: $0 <path-to-sessiond-binary>" >&2
+    exit 2
+fi
+BIN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+HERE=$(cd "$(dirname "$0")" && pwd)
+PYTHON=${PYTHON:-python3}
+PIP_TIMEOUT=${PIP_TIMEOUT:-600}      # seconds for the whole pip install
+DRIVER_TIMEOUT=${DRIVER_TIMEOUT:-240} # seconds for all the checks
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/sessiond-clients.XXXXXX")
+SERVER_PID=""
+
+cleanup() {
+    local rc=$?
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 50); do
+            kill -0 "$SERVER_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---- 1. the clients, in a fresh venv ----------------------------------------------------
+echo "== installing clients: $(grep -v '^#' "$HERE/requirements.txt" | tr '\n' ' ')"
+"$PYTHON" -m venv "$WORK/venv"
+PY="$WORK/venv/bin/python"
+timeout "$PIP_TIMEOUT" "$PY" -m pip install --disable-pip-version-check --quiet \
+    --timeout 60 -r "$HERE/requirements.txt"
+"$PY" -m pip freeze --disable-pip-version-check \
+    | grep -iE '^(okta|rocketchat[-_]api|sudomimus[-_]session|aiohttp|requests|httpx)==' \
+    | tr '\n' ' '
+echo
+
+# ---- 2. the server ----------------------------------------------------------------------
+# SESSIOND_* in the caller's environment must not change the server under test.
+while read -r v; do unset "$v"; done < <(env | sed -n 's/^\(SESSIOND_[A-Z_]*\)=.*/\1/p')
+ADMIN_TOKEN=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(32))')
+"$BIN" serve --ephemeral --listen 127.0.0.1:0 --admin-token "$ADMIN_TOKEN" \
+    >"$WORK/server.out" 2>"$WORK/server.err" &
+SERVER_PID=$!
+
+BASE=""
+for _ in $(seq 200); do # 20 s
+    BASE=$(sed -n 's|^sessiond listening on \(http://[^ ]*\) .*|\1|p' "$WORK/server.out")
+    [ -n "$BASE" ] && break
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
+    sleep 0.1
+done
+if [ -z "$BASE" ]; then
+    echo "FAIL server: no listening line within 20 s"
+    sed 's/^/  server stdout: /' "$WORK/server.out" || true
+    tail -n 20 "$WORK/server.err" | sed 's/^/  server stderr: /' || true
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+case "$BASE" in
+    http://127.0.0.1:*) ;;
+    *) echo "FAIL server: listening on $BASE, not 127.0.0.1"; echo "0 passed, 1 failed"; exit 1 ;;
+esac
+echo "== sessiond at $BASE (pid $SERVER_PID)"
+
+# ---- 3. the checks ----------------------------------------------------------------------
+mkdir -p "$WORK/cwd" "$WORK/home"
+set +e
+(
+    cd "$WORK/cwd"
+    unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy OKTA_CLIENT_ORGURL OKTA_CLIENT_TOKEN
+    HOME="$WORK/home" NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost \
+        OKTA_TESTING_TESTINGDISABLEHTTPSCHECK=true PYTHONUNBUFFERED=1 \
+        timeout "$DRIVER_TIMEOUT" "$PY" "$HERE/drive.py" --base "$BASE" --admin-token "$ADMIN_TOKEN"
+) 2>"$WORK/driver.err" | tee "$WORK/driver.out"
+DRIVER_RC=${PIPESTATUS[0]}
+set -e
+
+if [ "$DRIVER_RC" -ne 0 ] && [ "$DRIVER_RC" -ne 1 ]; then
+    # Killed by the timeout, or crashed before its summary: count what it printed.
+    echo "FAIL driver: exited with status $DRIVER_RC (124 = timed out after ${DRIVER_TIMEOUT}s)"
+    tail -n 20 "$WORK/driver.err" | sed 's/^/  driver stderr: /'
+    passed=$(grep -c '^PASS ' "$WORK/driver.out" || true)
+    failed=$(grep -c '^FAIL ' "$WORK/driver.out" || true)
+    echo "$passed passed, $((failed + 1)) failed"
+    exit 1
+fi
+if [ "$DRIVER_RC" -ne 0 ]; then
+    echo "== server stderr (last 30 lines):"
+    tail -n 30 "$WORK/server.err" | sed 's/^/  /'
+    echo "== driver stderr (last 30 lines):"
+    tail -n 30 "$WORK/driver.err" | sed 's/^/  /'
+    # The summary stays the last line.
+    tail -n 1 "$WORK/driver.out"
+fi
+exit "$DRIVER_RC"
