@@ -51,10 +51,11 @@ impl Sessiond {
         body: &[u8],
     ) -> Result<Result<ClientAuth, ClientAuthError>> {
         use ClientAuthError::Invalid;
+        // Auth scheme names are case-insensitive (RFC 9110 §11.1).
         let Some(token) = authorization
-            .and_then(|h| h.strip_prefix(SCHEME))
-            .and_then(|rest| rest.strip_prefix(' '))
-            .map(str::trim)
+            .and_then(|h| h.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case(SCHEME))
+            .map(|(_, rest)| rest.trim())
         else {
             return Ok(Err(Invalid(
                 "missing or non-SudomimusClientJWT authorization",

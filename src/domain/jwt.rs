@@ -155,6 +155,27 @@ impl HubKey {
     }
 }
 
+/// Signs `claims` as a client-auth JWT the way the published Connect SDKs do: header `{}`,
+/// RS256 with a PKCS#8 (or PKCS#1) private key in PEM. For the demo and for tests.
+pub fn sign_client_jwt(private_pem: &str, claims: &Value) -> Option<String> {
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::pkcs8::DecodePrivateKey as _;
+    use rsa::signature::{SignatureEncoding, Signer as _};
+    let key = rsa::RsaPrivateKey::from_pkcs8_pem(private_pem.trim())
+        .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(private_pem.trim()))
+        .ok()?;
+    let signed = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(b"{}"),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let sig = rsa::pkcs1v15::SigningKey::<Sha256>::new(key).sign(signed.as_bytes());
+    Some(format!(
+        "{signed}.{}",
+        URL_SAFE_NO_PAD.encode(sig.to_bytes())
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,25 +209,4 @@ mod tests {
         assert!(split("e30.e30.").is_some());
         assert!(split("W10.e30.").is_none()); // header `[]` is not an object
     }
-}
-
-/// Signs `claims` as a client-auth JWT the way the published Connect SDKs do: header `{}`,
-/// RS256 with a PKCS#8 (or PKCS#1) private key in PEM. For the demo and for tests.
-pub fn sign_client_jwt(private_pem: &str, claims: &Value) -> Option<String> {
-    use rsa::pkcs1::DecodeRsaPrivateKey;
-    use rsa::pkcs8::DecodePrivateKey as _;
-    use rsa::signature::{SignatureEncoding, Signer as _};
-    let key = rsa::RsaPrivateKey::from_pkcs8_pem(private_pem.trim())
-        .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(private_pem.trim()))
-        .ok()?;
-    let signed = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(b"{}"),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let sig = rsa::pkcs1v15::SigningKey::<Sha256>::new(key).sign(signed.as_bytes());
-    Some(format!(
-        "{signed}.{}",
-        URL_SAFE_NO_PAD.encode(sig.to_bytes())
-    ))
 }

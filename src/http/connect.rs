@@ -84,8 +84,13 @@ async fn revoke_all(state: &Sessiond, req: &Req) -> Resp {
     {
         return reason(StatusCode::FORBIDDEN, "ApplicationMismatch");
     }
+    // From here on the `jti` is consumed: it must stay consumed after a crash even when
+    // nothing else is written (a bad body, an unknown subject).
     let Ok(body) = req.json::<RevokeAllBody>(false) else {
-        return invalid_body();
+        return match state.sync().await {
+            Ok(()) => invalid_body(),
+            Err(e) => internal(&e),
+        };
     };
     let account = match state.store().subject_owner(auth.app.sector, &body.subject) {
         Ok(a) => a,
@@ -93,7 +98,10 @@ async fn revoke_all(state: &Sessiond, req: &Req) -> Resp {
     };
     let revoked = match account {
         // A subject never issued in this sector revokes nothing.
-        None => 0,
+        None => match state.sync().await {
+            Ok(()) => 0,
+            Err(e) => return internal(&e),
+        },
         Some(account) => match state.connect_revoke_all(auth.app.key, &account).await {
             Ok(r) => r.refresh_tokens,
             Err(crate::domain::Error::NotFound(_)) => 0,
@@ -211,8 +219,23 @@ async fn logout(state: &Sessiond, req: &Req) -> Resp {
                 Err(e) => return internal(&e),
             }
         }
+        // A refresh token already rotated away: whoever holds it should not, so the whole
+        // family goes (as `/refresh` does on reuse).
+        Ok(TokenCheck::Consumed(s)) => {
+            match state
+                .revoke_session(
+                    &s.id,
+                    "connect.logout",
+                    "logged out with a rotated refresh token",
+                )
+                .await
+            {
+                Ok(_) => true,
+                Err(e) => return internal(&e),
+            }
+        }
         // Already revoked or expired: idempotent success.
-        Ok(TokenCheck::Revoked(..) | TokenCheck::Expired(_) | TokenCheck::Consumed(_)) => true,
+        Ok(TokenCheck::Revoked(..) | TokenCheck::Expired(_)) => true,
         Ok(TokenCheck::Unknown | TokenCheck::WrongKind) => false,
         Err(e) => return internal(&e),
     };

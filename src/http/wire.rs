@@ -47,12 +47,20 @@ impl Req {
             .next_back()
     }
 
-    /// The body as JSON. An empty body reads as `{}` where the contract allows no body.
+    /// The body as a JSON object. An empty body reads as `{}` where the contract allows no
+    /// body. Anything but an object is refused before it reaches a typed struct (serde would
+    /// otherwise read a JSON array positionally into the struct's fields).
     pub fn json<T: serde::de::DeserializeOwned>(&self, empty_is_object: bool) -> Result<T, String> {
-        if self.body.iter().all(u8::is_ascii_whitespace) && empty_is_object {
-            return serde_json::from_slice(b"{}").map_err(|e| e.to_string());
+        let value: serde_json::Value =
+            if empty_is_object && self.body.iter().all(u8::is_ascii_whitespace) {
+                serde_json::Value::Object(Default::default())
+            } else {
+                serde_json::from_slice(&self.body).map_err(|e| e.to_string())?
+            };
+        if !value.is_object() {
+            return Err("the body must be a JSON object".into());
         }
-        serde_json::from_slice(&self.body).map_err(|e| e.to_string())
+        serde_json::from_value(value).map_err(|e| e.to_string())
     }
 }
 
@@ -103,6 +111,19 @@ pub fn iso_ms(ms: i64) -> String {
     }
 }
 
+/// Where a request comes from, as far as its headers say.
+pub fn device_of(req: &Req) -> crate::model::DeviceInfo {
+    let clip = |s: &str| s.chars().take(200).collect::<String>();
+    crate::model::DeviceInfo {
+        label: req.header("x-device-name").map(clip),
+        ip: req
+            .header("x-forwarded-for")
+            .and_then(|v| v.split(',').next())
+            .map(|v| clip(v.trim())),
+        user_agent: req.header("user-agent").map(clip),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,18 +140,5 @@ mod tests {
     fn times_print_with_milliseconds() {
         assert_eq!(iso_ms(1_640_615_589_851), "2021-12-27T14:33:09.851Z");
         assert_eq!(iso_ms(0), "1970-01-01T00:00:00.000Z");
-    }
-}
-
-/// Where a request comes from, as far as its headers say.
-pub fn device_of(req: &Req) -> crate::model::DeviceInfo {
-    let clip = |s: &str| s.chars().take(200).collect::<String>();
-    crate::model::DeviceInfo {
-        label: req.header("x-device-name").map(clip),
-        ip: req
-            .header("x-forwarded-for")
-            .and_then(|v| v.split(',').next())
-            .map(|v| clip(v.trim())),
-        user_agent: req.header("user-agent").map(clip),
     }
 }
