@@ -37,6 +37,10 @@ pub enum Error {
     Taken(&'static str),
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// The caller's own session, to be spared by an "all but current" revocation, died
+    /// between authentication and the revocation (a concurrent revoke-all).
+    #[error("the caller's session was revoked meanwhile")]
+    CallerRevoked,
 }
 
 impl Error {

@@ -34,6 +34,14 @@ impl Sessiond {
         if store.account(account)?.is_none() {
             return Err(Error::NotFound("account"));
         }
+        // The survivor must still be alive now, under the lock: otherwise its exception in
+        // the new watermark would lift an acknowledged revocation of it.
+        if let Some(id) = plan.except {
+            match store.session(&id)? {
+                Some(s) if self.state(&s)? == SessionState::Active => {}
+                _ => return Err(Error::CallerRevoked),
+            }
+        }
         // Count what is alive now and will die: exact, because the lock keeps issues and
         // refreshes of this account out until the watermarks are written. Only the pairs
         // the plan names are read.

@@ -30,6 +30,7 @@ fn from_domain(e: Error) -> Resp {
         Error::NotFound(what) => error(StatusCode::NOT_FOUND, &format!("{what} not found")),
         Error::Taken(what) => error(StatusCode::CONFLICT, &format!("{what} is already taken")),
         Error::Invalid(m) => error(StatusCode::BAD_REQUEST, &m),
+        Error::CallerRevoked => error(StatusCode::CONFLICT, "the session was revoked meanwhile"),
         Error::Store(e) => {
             tracing::error!(error = %e, "admin: store failure");
             error(StatusCode::INTERNAL_SERVER_ERROR, "store failure")

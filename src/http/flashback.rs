@@ -119,7 +119,9 @@ fn list(state: &Sessiond, req: &Req, app: &Application) -> Resp {
     };
     let items: Vec<_> = sessions
         .into_iter()
-        .filter(|(_, st)| *st == SessionState::Active)
+        // Flashback has no personal access tokens (sessiond's `pat` kind, which never
+        // expires, has no `expiresAt` date-time to show).
+        .filter(|(s, st)| *st == SessionState::Active && s.kind != SessionKind::Pat)
         .map(|(s, _)| {
             json!({
                 "id": s.id.to_string(),
@@ -128,7 +130,7 @@ fn list(state: &Sessiond, req: &Req, app: &Application) -> Resp {
                 "location": "",
                 "startedAt": wire::iso_ms(s.created),
                 "lastActivity": wire::iso_ms(s.last_used),
-                "expiresAt": if s.expires == NEVER { serde_json::Value::Null } else { json!(wire::iso_ms(s.expires)) },
+                "expiresAt": wire::iso_ms(s.expires),
                 "loginMethod": s.method,
             })
         })

@@ -71,11 +71,14 @@ async fn logout_other_clients(state: &Sessiond, req: &Req, app: &Application) ->
         Err(r) => return r,
     };
     let keep = (current.record.kind == TokenKind::Login).then_some(current.session.id);
-    if let Err(e) = state
+    match state
         .rocketchat_logout_others(app.key, &current.session.account, keep)
         .await
     {
-        return internal(&e);
+        Ok(_) => {}
+        // A concurrent call revoked the caller's token first: it is no longer logged in.
+        Err(crate::domain::Error::CallerRevoked) => return unauthorized(),
+        Err(e) => return internal(&e),
     }
     // tokenExpires = the token's `when` + the login expiration; "" for a personal access
     // token, which has no `when`.
