@@ -1,4 +1,233 @@
 //! The conformance harness: replays the documented request/response contracts of the five
 //! revoke-all shapes against any implementation at a base URL. It speaks HTTP only and
-//! imports nothing of `sessiond`. Its cases and runner arrive with their own issue; this crate
-//! holds the workspace place so that the layout is final.
+//! imports nothing of `sessiond`.
+//!
+//! `case` is the contract format (data files under `cases/`), `provision` the provisioning
+//! protocol (PROVISIONING.md), `runner` the one place that sends contract requests,
+//! `report` the output formats.
+
+pub mod case;
+pub mod provision;
+pub mod report;
+pub mod runner;
+
+use case::{Case, Level};
+use runner::{CaseResult, Outcome, Target};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What to run and how to report it.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub target: String,
+    pub admin_token: String,
+    pub admin_prefix: String,
+    pub cases_dir: PathBuf,
+    pub level: LevelFilter,
+    pub shapes: Vec<String>,
+    pub case_filter: Vec<String>,
+    pub expect_fail: Option<PathBuf>,
+    pub format: report::Format,
+    pub junit: Option<PathBuf>,
+    pub list: bool,
+    pub concurrency: usize,
+    pub case_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LevelFilter {
+    Documented,
+    All,
+}
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_FAILURES: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+pub const EXIT_UNREACHABLE: i32 = 3;
+
+/// The default cases directory, beside this crate's manifest.
+pub fn default_cases_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("cases")
+}
+
+const KEY_A_PRIVATE: &str = include_str!("../keys/a.pem");
+const KEY_A_PUBLIC: &str = include_str!("../keys/a.pub.pem");
+const KEY_B_PRIVATE: &str = include_str!("../keys/b.pem");
+const COVERAGE: &str = include_str!("../coverage.json");
+
+/// RSASSA-PKCS1-v1_5 with SHA-256 over `msg`.
+pub fn sign_rs256(private_pem: &str, msg: &[u8]) -> anyhow::Result<Vec<u8>> {
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::signature::{SignatureEncoding, Signer};
+    let key = rsa::RsaPrivateKey::from_pkcs8_pem(private_pem.trim())?;
+    Ok(rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key)
+        .sign(msg)
+        .to_vec())
+}
+
+/// One documented status or rule the suite should exercise.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+pub struct CoverageItem {
+    pub id: String,
+    pub shape: String,
+    pub level: Level,
+    pub what: String,
+}
+
+pub fn coverage_items() -> Vec<CoverageItem> {
+    serde_json::from_str(COVERAGE).expect("coverage.json is valid; a test checks it")
+}
+
+/// Selects the cases to run; an error names a filter that matches nothing.
+pub fn select(cases: Vec<Case>, opts: &Options) -> Result<Vec<Case>, String> {
+    for s in &opts.shapes {
+        if !cases.iter().any(|c| &c.shape == s) {
+            return Err(format!("--shape {s}: no such shape"));
+        }
+    }
+    let chosen: Vec<Case> = cases
+        .into_iter()
+        .filter(|c| opts.level == LevelFilter::All || c.level == Level::Documented)
+        .filter(|c| opts.shapes.is_empty() || opts.shapes.contains(&c.shape))
+        .filter(|c| {
+            opts.case_filter.is_empty()
+                || opts.case_filter.iter().any(|f| c.id.contains(f.as_str()))
+        })
+        .collect();
+    if chosen.is_empty() {
+        return Err("no case matches the filters".into());
+    }
+    Ok(chosen)
+}
+
+/// Reads a divergence file: one case id per line, `#` comments.
+pub fn read_expect_fail(path: &std::path::Path) -> std::io::Result<BTreeSet<String>> {
+    Ok(std::fs::read_to_string(path)?
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect())
+}
+
+/// Runs the suite; returns the process exit code. Output goes to `out`.
+pub async fn run(opts: Options, out: &mut dyn std::io::Write) -> i32 {
+    let cases = match case::load(&opts.cases_dir) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(
+                out,
+                "error: loading cases from {}: {e:#}",
+                opts.cases_dir.display()
+            );
+            return EXIT_USAGE;
+        }
+    };
+    let cases = match select(cases, &opts) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(out, "error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    if opts.list {
+        for c in &cases {
+            let _ = writeln!(out, "{}  [{:?}]  {}", c.id, c.level, c.title);
+        }
+        return EXIT_OK;
+    }
+    let expect_fail = match &opts.expect_fail {
+        Some(p) => match read_expect_fail(p) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = writeln!(out, "error: --expect-fail {}: {e}", p.display());
+                return EXIT_USAGE;
+            }
+        },
+        None => BTreeSet::new(),
+    };
+    let http = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+    {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = writeln!(out, "error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let base = opts.target.trim_end_matches('/').to_owned();
+    if reqwest::Url::parse(&base).is_err() {
+        let _ = writeln!(out, "error: --target {base:?} is not a URL");
+        return EXIT_USAGE;
+    }
+    let run_id = format!(
+        "{:06x}",
+        std::process::id()
+            ^ (std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos()))
+                & 0xff_ffff
+    );
+    let target = Arc::new(Target {
+        base: base.clone(),
+        http: http.clone(),
+        provisioner: provision::Provisioner {
+            http,
+            base,
+            prefix: opts.admin_prefix.clone(),
+            token: opts.admin_token.clone(),
+        },
+        run_id,
+        key_a_private: KEY_A_PRIVATE.into(),
+        key_a_public: KEY_A_PUBLIC.into(),
+        key_b_private: KEY_B_PRIVATE.into(),
+        timeout: opts.case_timeout,
+    });
+    let limit = Arc::new(tokio::sync::Semaphore::new(opts.concurrency.max(1)));
+    let mut set = tokio::task::JoinSet::new();
+    for (i, c) in cases.iter().cloned().enumerate() {
+        let target = target.clone();
+        let limit = limit.clone();
+        set.spawn(async move {
+            let _permit = limit
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            (i, target.run(&c, i).await)
+        });
+    }
+    let mut results: Vec<Option<CaseResult>> = vec![None; cases.len()];
+    while let Some(done) = set.join_next().await {
+        match done {
+            Ok((i, r)) => results[i] = Some(r),
+            Err(e) => {
+                let _ = writeln!(out, "error: a case task failed: {e}");
+                return EXIT_USAGE;
+            }
+        }
+    }
+    let results: Vec<(Case, CaseResult)> = cases
+        .into_iter()
+        .zip(results.into_iter().map(|r| r.expect("every case ran")))
+        .collect();
+    let summary = report::Summary::of(&results, &expect_fail, &coverage_items());
+    report::write(opts.format, &results, &expect_fail, &summary, out);
+    if let Some(path) = &opts.junit
+        && let Err(e) = std::fs::write(path, report::junit(&results, &expect_fail))
+    {
+        let _ = writeln!(out, "error: writing {}: {e}", path.display());
+        return EXIT_USAGE;
+    }
+    if results
+        .iter()
+        .any(|(_, r)| matches!(r.outcome, Outcome::Error(_)))
+    {
+        EXIT_UNREACHABLE
+    } else if summary.failed > 0 {
+        EXIT_FAILURES
+    } else {
+        EXIT_OK
+    }
+}

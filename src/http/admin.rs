@@ -96,6 +96,8 @@ fn opt_ms(ms: Millis) -> Value {
 fn app_json(a: &Application) -> Value {
     json!({
         "id": a.anchor.as_str(),
+        // Where its shapes are served (the conformance provisioning protocol asks for it).
+        "base_path": format!("/apps/{}", a.anchor),
         "name": a.name,
         "enabled": a.enabled,
         "sector": a.sector.0.to_string(),
