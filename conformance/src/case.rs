@@ -203,6 +203,81 @@ pub struct Then {
     pub devices: BTreeMap<String, usize>,
 }
 
+impl Case {
+    /// Checks that every name the case uses is defined in its `given`: a malformed case is
+    /// a usage error, found before anything is sent.
+    pub fn validate(&self) -> Result<(), String> {
+        let g = &self.given;
+        let app = |a: &str, what: &str| {
+            if g.apps.contains_key(a) {
+                Ok(())
+            } else {
+                Err(format!("{what} names unknown app `{a}`"))
+            }
+        };
+        let account = |a: &str, what: &str| {
+            if g.accounts.contains_key(a) {
+                Ok(())
+            } else {
+                Err(format!("{what} names unknown account `{a}`"))
+            }
+        };
+        for (name, spec) in &g.apps {
+            if let Some(other) = &spec.sector {
+                app(other, &format!("app `{name}`"))?;
+            }
+        }
+        for (name, spec) in &g.sessions {
+            account(&spec.account, &format!("session `{name}`"))?;
+            if let Some(a) = &spec.app {
+                app(a, &format!("session `{name}`"))?;
+            }
+        }
+        for name in g.devices.keys().chain(self.then.devices.keys()) {
+            account(name, "devices")?;
+        }
+        for name in &g.disabled_apps {
+            app(name, "disabled_apps")?;
+        }
+        for name in self.then.dead.iter().chain(&self.then.alive) {
+            if !g.sessions.contains_key(name) {
+                return Err(format!("`then` names unknown session `{name}`"));
+            }
+        }
+        if self.steps.is_empty() {
+            return Err("a case needs at least one step".into());
+        }
+        for (i, step) in self.steps.iter().enumerate() {
+            let r = &step.request;
+            if let Some(n) = r.replay {
+                if n >= i {
+                    return Err(format!(
+                        "step {} replays step {n}, which has not run yet",
+                        i + 1
+                    ));
+                }
+                continue;
+            }
+            if reqwest::Method::from_bytes(r.method.as_bytes()).is_err() || r.method.is_empty() {
+                return Err(format!("step {}: bad method `{}`", i + 1, r.method));
+            }
+            if !r.path.starts_with('/') {
+                return Err(format!("step {}: the path must start with `/`", i + 1));
+            }
+            if let Some(a) = &r.app {
+                app(a, &format!("step {}", i + 1))?;
+            }
+            if let Some(cj) = &r.client_jwt {
+                app(&cj.app, &format!("step {} client_jwt", i + 1))?;
+            }
+            if r.json.is_some() && r.raw.is_some() {
+                return Err(format!("step {}: give `json` or `raw`, not both", i + 1));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Loads every `*.json` under `dir/<shape>/`, sorted by id.
 pub fn load(dir: &Path) -> anyhow::Result<Vec<Case>> {
     let mut out = Vec::new();
@@ -225,6 +300,8 @@ pub fn load(dir: &Path) -> anyhow::Result<Vec<Case>> {
                 case.id = format!("{shape_name}/{stem}");
             }
             case.shape = shape_name.clone();
+            case.validate()
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
             out.push(case);
         }
     }

@@ -47,8 +47,7 @@ impl Provisioner {
         let text = r.text().await.unwrap_or_default();
         if !status.is_success() {
             bail!(ProvisioningError(format!(
-                "{method} {url} {}: {status} {text}",
-                body.map(|b| b.to_string()).unwrap_or_default()
+                "{method} {url}: {status} {text}"
             )));
         }
         serde_json::from_str(&text).map_err(|e| {
