@@ -18,7 +18,7 @@
 //! - `api_tokens`: SHA-256(token) → ApiToken
 //! - `jtis`: app ‖ jti → expiry (client-JWT replay detection)
 
-mod codec;
+pub mod codec;
 mod commit;
 mod keys;
 
