@@ -29,6 +29,9 @@ pub enum Command {
     /// Like `serve`, after provisioning a demo application, accounts and sessions and
     /// printing a ready-to-paste request for each of the five shapes.
     Demo(ServeArgs),
+    /// Run the conformance suite against an implementation at a base URL (the same as the
+    /// `sessiond-conformance` binary).
+    Conformance(sessiond_conformance::Args),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -71,6 +74,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve_with(args, false).await,
         Command::Demo(args) => serve_with(args, true).await,
+        Command::Conformance(args) => {
+            let code = sessiond_conformance::run(args.into_options(), &mut std::io::stdout()).await;
+            std::process::exit(code);
+        }
     }
 }
 

@@ -12,11 +12,74 @@ pub mod report;
 pub mod runner;
 
 use case::{Case, Level};
+use report::Format;
 use runner::{CaseResult, Outcome, Target};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Replays the documented contracts of the five revoke-all shapes against an implementation.
+#[derive(clap::Parser, Debug, Clone)]
+#[command(name = "sessiond-conformance", version)]
+pub struct Args {
+    /// Base URL of the implementation under test.
+    #[arg(long, env = "CONFORMANCE_TARGET")]
+    pub target: String,
+    /// Bearer token of the provisioning API (sessiond: its admin token).
+    #[arg(long, env = "CONFORMANCE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: String,
+    /// Path of the provisioning API under the target.
+    #[arg(long, default_value = "/admin/v1")]
+    pub admin_prefix: String,
+    /// `documented` runs only what the public documents say; `all` adds sessiond's readings.
+    #[arg(long, value_enum, default_value = "all")]
+    pub level: LevelFilter,
+    /// Only these shapes (repeatable): rownd, connect, flashback, rocketchat, okta.
+    #[arg(long)]
+    pub shape: Vec<String>,
+    /// Only cases whose id contains this text (repeatable).
+    #[arg(long)]
+    pub case: Vec<String>,
+    /// A file of case ids that are known divergences (one per line, `#` comments).
+    #[arg(long)]
+    pub expect_fail: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+    /// Also write a JUnit XML report here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// List the selected cases and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Where the case files are.
+    #[arg(long)]
+    pub cases: Option<PathBuf>,
+    /// Cases run at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+}
+
+impl Args {
+    pub fn into_options(self) -> Options {
+        Options {
+            target: self.target,
+            admin_token: self.admin_token,
+            admin_prefix: self.admin_prefix,
+            cases_dir: self.cases.unwrap_or_else(default_cases_dir),
+            level: self.level,
+            shapes: self.shape,
+            case_filter: self.case,
+            expect_fail: self.expect_fail,
+            format: self.format,
+            junit: self.junit,
+            list: self.list,
+            concurrency: self.concurrency,
+            case_timeout: Duration::from_secs(120),
+        }
+    }
+}
 
 /// What to run and how to report it.
 #[derive(Debug, Clone)]
