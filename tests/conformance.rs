@@ -3,7 +3,9 @@
 
 mod common;
 use common::*;
-use sessiond_conformance::{LevelFilter, Options, default_cases_dir, report::Format};
+use sessiond_conformance::{
+    LevelFilter, Options, default_cases_dir, default_specs_dir, report::Format,
+};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -14,6 +16,7 @@ async fn every_case_passes_against_sessiond() {
         admin_token: ADMIN.into(),
         admin_prefix: "/admin/v1".into(),
         cases_dir: default_cases_dir(),
+        specs_dir: default_specs_dir(),
         level: LevelFilter::All,
         shapes: Vec::new(),
         case_filter: Vec::new(),

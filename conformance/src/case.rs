@@ -167,7 +167,7 @@ fn empty_header() -> Value {
     Value::Object(Default::default())
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
     pub status: u16,
@@ -184,9 +184,14 @@ pub struct Expect {
     pub json: Option<Value>,
     /// The body as JSON has at least these members with these values.
     pub json_contains: Option<Value>,
-    /// Save nothing; only for the report: which response of the spec this is.
-    #[serde(default)]
-    pub proposed: bool,
+    /// Also validate the answer against the shape's OpenAPI spec (status documented, body
+    /// valid). Off only for answers no public document describes (405, 413, ...).
+    #[serde(default = "yes")]
+    pub spec: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

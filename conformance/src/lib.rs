@@ -10,6 +10,7 @@ pub mod case;
 pub mod provision;
 pub mod report;
 pub mod runner;
+pub mod spec;
 
 use case::{Case, Level};
 use report::Format;
@@ -56,6 +57,9 @@ pub struct Args {
     /// Where the case files are.
     #[arg(long)]
     pub cases: Option<PathBuf>,
+    /// Where the OpenAPI specs every answer is validated against are.
+    #[arg(long)]
+    pub specs: Option<PathBuf>,
     /// Cases run at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
@@ -68,6 +72,7 @@ impl Args {
             admin_token: self.admin_token,
             admin_prefix: self.admin_prefix,
             cases_dir: self.cases.unwrap_or_else(default_cases_dir),
+            specs_dir: self.specs.unwrap_or_else(default_specs_dir),
             level: self.level,
             shapes: self.shape,
             case_filter: self.case,
@@ -88,6 +93,7 @@ pub struct Options {
     pub admin_token: String,
     pub admin_prefix: String,
     pub cases_dir: PathBuf,
+    pub specs_dir: PathBuf,
     pub level: LevelFilter,
     pub shapes: Vec<String>,
     pub case_filter: Vec<String>,
@@ -113,6 +119,11 @@ pub const EXIT_UNREACHABLE: i32 = 3;
 /// The default cases directory, beside this crate's manifest.
 pub fn default_cases_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("cases")
+}
+
+/// The default OpenAPI specs directory, beside this crate's manifest.
+pub fn default_specs_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("specs")
 }
 
 const KEY_A_PRIVATE: &str = include_str!("../keys/a.pem");
@@ -210,6 +221,17 @@ pub async fn run(opts: Options, out: &mut dyn std::io::Write) -> i32 {
         },
         None => BTreeSet::new(),
     };
+    let specs = match spec::Specs::load(&opts.specs_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = writeln!(
+                out,
+                "error: loading specs from {}: {e:#}",
+                opts.specs_dir.display()
+            );
+            return EXIT_USAGE;
+        }
+    };
     let http = match reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
         .build()
@@ -235,6 +257,8 @@ pub async fn run(opts: Options, out: &mut dyn std::io::Write) -> i32 {
     );
     let target = Arc::new(Target {
         base: base.clone(),
+        specs,
+        documented_only: opts.level == LevelFilter::Documented,
         http: http.clone(),
         provisioner: provision::Provisioner {
             http,

@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 /// Everything a run shares: the target, the provisioning client, the signing keys.
 pub struct Target {
     pub base: String,
+    pub specs: crate::spec::Specs,
+    /// `--level documented`: answers only our readings describe are not failures.
+    pub documented_only: bool,
     pub http: reqwest::Client,
     pub provisioner: Provisioner,
     pub run_id: String,
@@ -43,6 +46,8 @@ pub struct CaseResult {
 struct Sent {
     method: reqwest::Method,
     url: String,
+    /// The path relative to the application's base path, without the query.
+    rel_path: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
@@ -214,6 +219,20 @@ impl Target {
                 for f in check(&mut w, &step.expect, status, &headers, &body)? {
                     fails.push(format!("{label}: {what}: {f}"));
                 }
+                if step.expect.spec {
+                    let s = &w.sent[i];
+                    for f in self.specs.check(
+                        &case.shape,
+                        s.method.as_str(),
+                        &s.rel_path,
+                        status,
+                        &headers,
+                        &body,
+                        self.documented_only,
+                    ) {
+                        fails.push(format!("{label}: {what}: {f}"));
+                    }
+                }
             }
         }
         fails.extend(self.probe(case, &mut w).await?);
@@ -335,7 +354,9 @@ impl Target {
                 .context(format!("the request names unknown app `{a}`"))?,
             None => String::new(),
         };
-        let url = format!("{}{}{}", self.base, base_path, w.fill_str(&r.path)?);
+        let path = w.fill_str(&r.path)?;
+        let rel_path = path.split('?').next().unwrap_or_default().to_owned();
+        let url = format!("{}{}{}", self.base, base_path, path);
         let mut headers = Vec::new();
         for (k, v) in &r.headers {
             headers.push((k.to_ascii_lowercase(), w.fill_str(v)?));
@@ -364,6 +385,7 @@ impl Target {
         Ok(Sent {
             method,
             url,
+            rel_path,
             headers,
             body,
         })
