@@ -221,15 +221,16 @@ impl Target {
                 }
                 if step.expect.spec {
                     let s = &w.sent[i];
-                    for f in self.specs.check(
-                        &case.shape,
-                        s.method.as_str(),
-                        &s.rel_path,
+                    let answer = crate::spec::Answer {
                         status,
-                        &headers,
-                        &body,
-                        self.documented_only,
-                    ) {
+                        headers: &headers,
+                        body: &body,
+                    };
+                    let request = (s.method.as_str(), s.rel_path.as_str());
+                    for f in self
+                        .specs
+                        .check(&case.shape, request, answer, self.documented_only)
+                    {
                         fails.push(format!("{label}: {what}: {f}"));
                     }
                 }

@@ -9,6 +9,14 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// An answer as the suite saw it.
+#[derive(Clone, Copy)]
+pub struct Answer<'a> {
+    pub status: u16,
+    pub headers: &'a reqwest::header::HeaderMap,
+    pub body: &'a [u8],
+}
+
 pub struct Specs {
     docs: BTreeMap<String, Value>,
 }
@@ -62,13 +70,16 @@ impl Specs {
     pub fn check(
         &self,
         shape: &str,
-        method: &str,
-        path: &str,
-        status: u16,
-        headers: &reqwest::header::HeaderMap,
-        body: &[u8],
+        request: (&str, &str),
+        answer: Answer<'_>,
         documented_only: bool,
     ) -> Vec<String> {
+        let (method, path) = request;
+        let Answer {
+            status,
+            headers,
+            body,
+        } = answer;
         let Some((doc, template, op)) = self.operation(shape, method, path) else {
             return Vec::new();
         };
@@ -296,13 +307,31 @@ mod tests {
         );
         // An undocumented status.
         assert!(
-            !s.check("connect", "POST", "/revoke-all", 418, &h, b"{}", false)
-                .is_empty()
+            !s.check(
+                "connect",
+                ("POST", "/revoke-all"),
+                Answer {
+                    status: 418,
+                    headers: &h,
+                    body: b"{}"
+                },
+                false
+            )
+            .is_empty()
         );
         // An endpoint no spec describes is not judged.
         assert!(
-            s.check("okta", "GET", "/no/such/thing", 200, &h, b"", false)
-                .is_empty()
+            s.check(
+                "okta",
+                ("GET", "/no/such/thing"),
+                Answer {
+                    status: 200,
+                    headers: &h,
+                    body: b""
+                },
+                false
+            )
+            .is_empty()
         );
     }
 }
