@@ -241,97 +241,52 @@ mod tests {
     fn the_specs_catch_what_they_should() {
         let s = specs();
         let h = json_headers();
-        let ok = br#"{"token":"t","tokenExpires":"2021-12-27T14:33:09.851Z","success":true}"#;
-        assert!(
+        let none = reqwest::header::HeaderMap::new();
+        let check = |shape: &str, method: &str, path: &str, status: u16, headers, body: &[u8]| {
             s.check(
-                "rocketchat",
-                "POST",
-                "/api/v1/users.logoutOtherClients",
-                200,
-                &h,
-                ok,
-                false
+                shape,
+                (method, path),
+                Answer {
+                    status,
+                    headers,
+                    body,
+                },
+                false,
             )
-            .is_empty()
-        );
+        };
+        let rc = "/api/v1/users.logoutOtherClients";
+        let ok = br#"{"token":"t","tokenExpires":"2021-12-27T14:33:09.851Z","success":true}"#;
+        assert!(check("rocketchat", "POST", rc, 200, &h, ok).is_empty());
         let string_success =
             br#"{"token":"t","tokenExpires":"2021-12-27T14:33:09.851Z","success":"true"}"#;
+        assert!(!check("rocketchat", "POST", rc, 200, &h, string_success).is_empty());
         assert!(
-            !s.check(
-                "rocketchat",
-                "POST",
-                "/api/v1/users.logoutOtherClients",
-                200,
-                &h,
-                string_success,
-                false
-            )
-            .is_empty()
-        );
-        assert!(
-            s.check(
+            check(
                 "connect",
                 "POST",
                 "/revoke-all",
                 200,
                 &h,
-                br#"{"revokedCount":2}"#,
-                false
+                br#"{"revokedCount":2}"#
             )
             .is_empty()
         );
         assert!(
-            !s.check(
+            !check(
                 "connect",
                 "POST",
                 "/revoke-all",
                 200,
                 &h,
-                br#"{"revoked_count":2}"#,
-                false
+                br#"{"revoked_count":2}"#
             )
             .is_empty()
         );
         // A zero-byte 401 is a documented alternative of Connect errors.
-        assert!(
-            s.check(
-                "connect",
-                "POST",
-                "/revoke-all",
-                401,
-                &reqwest::header::HeaderMap::new(),
-                b"",
-                false
-            )
-            .is_empty()
-        );
+        assert!(check("connect", "POST", "/revoke-all", 401, &none, b"").is_empty());
         // An undocumented status.
-        assert!(
-            !s.check(
-                "connect",
-                ("POST", "/revoke-all"),
-                Answer {
-                    status: 418,
-                    headers: &h,
-                    body: b"{}"
-                },
-                false
-            )
-            .is_empty()
-        );
+        assert!(!check("connect", "POST", "/revoke-all", 418, &h, b"{}").is_empty());
         // An endpoint no spec describes is not judged.
-        assert!(
-            s.check(
-                "okta",
-                ("GET", "/no/such/thing"),
-                Answer {
-                    status: 200,
-                    headers: &h,
-                    body: b""
-                },
-                false
-            )
-            .is_empty()
-        );
+        assert!(check("okta", "GET", "/no/such/thing", 200, &h, b"").is_empty());
     }
 }
