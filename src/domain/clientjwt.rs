@@ -106,7 +106,11 @@ impl Sessiond {
             return Ok(Err(Invalid("iat in the future")));
         }
         // Checked: claims are attacker-chosen integers (i64::MAX, negatives).
-        if exp <= iat || exp.checked_sub(iat).is_none_or(|life| life > MAX_LIFETIME_S) {
+        if exp <= iat
+            || exp
+                .checked_sub(iat)
+                .is_none_or(|life| life > MAX_LIFETIME_S)
+        {
             return Ok(Err(Invalid("lifetime over 60 s")));
         }
         let Some(claimed) = c.get("body_sha256").and_then(Value::as_str) else {
@@ -126,7 +130,10 @@ impl Sessiond {
         if !app.enabled {
             return Ok(Err(ClientAuthError::Disabled));
         }
-        if !self.store().claim_jti(app.key, jti, exp.saturating_mul(1000))? {
+        if !self
+            .store()
+            .claim_jti(app.key, jti, exp.saturating_mul(1000))?
+        {
             return Ok(Err(ClientAuthError::Replayed));
         }
         Ok(Ok(ClientAuth { app, generation }))
