@@ -394,46 +394,34 @@ impl Sessiond {
             personal_access_token: None,
             hub_jwt: None,
         };
-        let mut records = Vec::new();
-        let mut add = |kind: TokenKind, token: &str, expires: Millis| {
-            records.push((
-                secrets::hash(token),
-                TokenRecord {
-                    session: session.id,
-                    kind,
-                    issued: now,
-                    expires,
-                    consumed_at: None,
-                },
-            ));
-        };
+        let mut minted = Minted::new(session.id, now);
         match session.kind {
             SessionKind::Idp => {}
             SessionKind::Pat => {
                 let t = secrets::new_token();
-                add(TokenKind::Pat, &t, NEVER);
+                minted.add(TokenKind::Pat, &t, NEVER);
                 issued.personal_access_token = Some(t);
             }
             SessionKind::Login | SessionKind::Oauth => {
                 let app = app
                     .as_ref()
                     .expect("checked above: app sessions have an app");
-                let (access, hub, access_exp) = self.mint_access(&session, app, now, &mut add);
+                let (access, hub, access_exp) = self.mint_access(&session, app, &mut minted);
                 issued.access_token = Some(access);
                 issued.hub_jwt = Some(hub);
                 issued.access_expires = Some(access_exp);
                 let refresh = secrets::new_token();
-                add(TokenKind::Refresh, &refresh, expires);
+                minted.add(TokenKind::Refresh, &refresh, expires);
                 issued.refresh_token = Some(refresh);
                 if session.kind == SessionKind::Login {
                     let login = secrets::new_token();
-                    add(TokenKind::Login, &login, expires);
+                    minted.add(TokenKind::Login, &login, expires);
                     issued.login_token = Some(login);
                 }
             }
         }
         store
-            .insert_session(&session, &records)
+            .insert_session(&session, &minted.records)
             .map_err(Error::from_store)?;
         Ok(issued)
     }
@@ -443,14 +431,14 @@ impl Sessiond {
         &self,
         session: &Session,
         app: &Application,
-        now: Millis,
-        add: &mut impl FnMut(TokenKind, &str, Millis),
+        minted: &mut Minted,
     ) -> (String, String, Millis) {
+        let now = minted.now;
         let exp = (now + self.inner.config.access_ttl_ms).min(session.expires);
         let access = secrets::new_token();
-        add(TokenKind::Access, &access, exp);
+        minted.add(TokenKind::Access, &access, exp);
         let jti = secrets::new_token();
-        add(TokenKind::HubJwt, &jti, exp);
+        minted.add(TokenKind::HubJwt, &jti, exp);
         let hub = self.inner.hub.sign(&serde_json::json!({
             "jti": jti,
             "sub": session.account.as_str(),
@@ -574,25 +562,13 @@ impl Sessiond {
                     .transpose()?
                     .ok_or(Error::NotFound("application"))?;
                 session.last_used = now;
-                let mut records = Vec::new();
-                let mut add = |kind: TokenKind, token: &str, expires: Millis| {
-                    records.push((
-                        secrets::hash(token),
-                        TokenRecord {
-                            session: session.id,
-                            kind,
-                            issued: now,
-                            expires,
-                            consumed_at: None,
-                        },
-                    ));
-                };
-                let (access, hub, access_exp) = self.mint_access(&session, &app, now, &mut add);
+                let mut minted = Minted::new(session.id, now);
+                let (access, hub, access_exp) = self.mint_access(&session, &app, &mut minted);
                 let refresh = secrets::new_token();
-                add(TokenKind::Refresh, &refresh, session.expires);
+                minted.add(TokenKind::Refresh, &refresh, session.expires);
                 let mut old = active.record;
                 old.consumed_at = Some(now);
-                store.rotate(&(hash, old), &session, &records)?;
+                store.rotate(&(hash, old), &session, &minted.records)?;
                 Ok(Refreshed::Rotated(Box::new(Rotated {
                     access_token: access,
                     access_expires: access_exp,
@@ -613,6 +589,37 @@ impl Sessiond {
     /// Counts one request of `key` against `limit` per minute (fixed windows).
     pub fn rate_limit(&self, key: &str, limit: u32) -> RateDecision {
         self.inner.limiter.check(key, limit, self.now())
+    }
+}
+
+/// The token records minted for one session in one write; only the hashes of the tokens
+/// are kept.
+struct Minted {
+    session: SessionId,
+    now: Millis,
+    records: Vec<(TokenHash, TokenRecord)>,
+}
+
+impl Minted {
+    fn new(session: SessionId, now: Millis) -> Minted {
+        Minted {
+            session,
+            now,
+            records: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, kind: TokenKind, token: &str, expires: Millis) {
+        self.records.push((
+            secrets::hash(token),
+            TokenRecord {
+                session: self.session,
+                kind,
+                issued: self.now,
+                expires,
+                consumed_at: None,
+            },
+        ));
     }
 }
 
