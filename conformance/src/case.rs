@@ -101,6 +101,34 @@ pub struct Step {
     pub repeat: Option<u32>,
     #[serde(default)]
     pub expect_last_only: bool,
+    /// Send this step's request (a revoke-all) while refreshers rotate refresh tokens
+    /// concurrently; see [`Race`].
+    pub race: Option<Race>,
+}
+
+/// A revoke racing concurrent refreshes. One refresher per named session rotates that
+/// session's refresh token in a loop; the step's request is sent while they run. Then: no
+/// refresh sent after the revoke's answer may succeed, and no token any refresh minted may
+/// be alive afterwards.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Race {
+    pub sessions: Vec<String>,
+    /// The refresh endpoint: application (base path), path, the body field that carries
+    /// the refresh token and the answer field with the rotated one.
+    pub app: Option<String>,
+    pub path: String,
+    pub token_field: String,
+    pub answer_field: String,
+    /// How long the refreshers run before the revoke is sent, and after its answer.
+    #[serde(default = "race_ms")]
+    pub before_ms: u64,
+    #[serde(default = "race_ms")]
+    pub after_ms: u64,
+}
+
+fn race_ms() -> u64 {
+    200
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -274,6 +302,16 @@ impl Case {
             }
             if let Some(cj) = &r.client_jwt {
                 app(&cj.app, &format!("step {} client_jwt", i + 1))?;
+            }
+            if let Some(race) = &step.race {
+                if let Some(a) = &race.app {
+                    app(a, &format!("step {} race", i + 1))?;
+                }
+                for name in &race.sessions {
+                    if !g.sessions.contains_key(name) {
+                        return Err(format!("step {} races unknown session `{name}`", i + 1));
+                    }
+                }
             }
             if r.json.is_some() && r.raw.is_some() {
                 return Err(format!("step {}: give `json` or `raw`, not both", i + 1));

@@ -185,6 +185,13 @@ impl Target {
         let mut w = self.provision(case, index).await?;
         let mut fails = Vec::new();
         for (i, step) in case.steps.iter().enumerate() {
+            if let Some(race) = &step.race {
+                let label = format!("step {} (revoke racing refreshes)", i + 1);
+                for f in self.race(&mut w, &step.request, &step.expect, race).await? {
+                    fails.push(format!("{label}: {f}"));
+                }
+                continue;
+            }
             let times = step.repeat.unwrap_or(1).max(1);
             for n in 0..times {
                 let sent = self.build(&mut w, &step.request).await?;
@@ -237,6 +244,100 @@ impl Target {
             }
         }
         fails.extend(self.probe(case, &mut w).await?);
+        Ok(fails)
+    }
+
+    /// Runs a revoke while refreshers rotate tokens; returns the broken expectations.
+    async fn race(
+        &self,
+        w: &mut World,
+        request: &Request,
+        expect: &Expect,
+        race: &crate::case::Race,
+    ) -> anyhow::Result<Vec<String>> {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let base_path = match &race.app {
+            Some(a) => w
+                .lookup(&format!("app.{a}.base_path"))
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        let url = format!("{}{}{}", self.base, base_path, race.path);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for name in &race.sessions {
+            let mut token = w.sessions[name]["refresh_token"]
+                .as_str()
+                .context(format!("race: session `{name}` has no refresh_token"))?
+                .to_owned();
+            let (http, url, stop) = (self.http.clone(), url.clone(), stop.clone());
+            let (field, answer) = (race.token_field.clone(), race.answer_field.clone());
+            tasks.push(tokio::spawn(async move {
+                // (sent at, succeeded, minted token)
+                let mut log: Vec<(Instant, bool, Option<String>)> = Vec::new();
+                while !stop.load(Ordering::SeqCst) && log.len() < 10_000 {
+                    let sent = Instant::now();
+                    let r = http
+                        .post(&url)
+                        .json(&json!({ field.as_str(): token }))
+                        .send()
+                        .await;
+                    let Ok(r) = r else { break };
+                    let ok = r.status().is_success();
+                    let v: Value = r.json().await.unwrap_or(Value::Null);
+                    let minted = v[answer.as_str()].as_str().map(str::to_owned);
+                    log.push((sent, ok, minted.clone()));
+                    match (ok, minted) {
+                        (true, Some(t)) => token = t,
+                        _ => break,
+                    }
+                }
+                log
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(race.before_ms)).await;
+        let sent = self.build(w, request).await?;
+        let (status, headers, body) = self.send(&sent).await?;
+        let answered = Instant::now();
+        w.sent.push(sent);
+        let mut fails = check(w, expect, status, &headers, &body)?;
+        tokio::time::sleep(Duration::from_millis(race.after_ms)).await;
+        stop.store(true, Ordering::SeqCst);
+        let mut before = 0usize;
+        let mut minted = Vec::new();
+        for t in tasks {
+            for (sent_at, ok, token) in t.await.context("a refresher panicked")? {
+                if ok && sent_at > answered {
+                    fails.push(format!(
+                        "a refresh sent {} ms after the revoke-all's answer succeeded",
+                        sent_at.duration_since(answered).as_millis()
+                    ));
+                }
+                if ok && sent_at < answered {
+                    before += 1;
+                }
+                if let (true, Some(tok)) = (ok, token) {
+                    minted.push(tok);
+                }
+            }
+        }
+        if before == 0 {
+            fails.push("no refresh succeeded before the revoke: the race exercised nothing".into());
+        }
+        let mut alive = 0;
+        for t in &minted {
+            if self.provisioner.token_active(t).await? {
+                alive += 1;
+            }
+        }
+        if alive > 0 {
+            fails.push(format!(
+                "{alive} of the {} refresh tokens minted during the race are alive after the revoke-all",
+                minted.len()
+            ));
+        }
         Ok(fails)
     }
 
