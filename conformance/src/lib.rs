@@ -323,3 +323,35 @@ pub async fn run(opts: Options, out: &mut dyn std::io::Write) -> i32 {
         EXIT_OK
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_case_loads_and_covers_only_known_items() {
+        let items: BTreeSet<String> = coverage_items().into_iter().map(|i| i.id).collect();
+        let cases = case::load(&default_cases_dir()).expect("the shipped cases load and validate");
+        assert!(cases.len() >= 50, "{} cases", cases.len());
+        for c in &cases {
+            for id in &c.covers {
+                assert!(items.contains(id), "{} covers unknown item {id}", c.id);
+            }
+        }
+        let covered: BTreeSet<&String> = cases.iter().flat_map(|c| &c.covers).collect();
+        for id in &items {
+            assert!(covered.contains(id), "no case covers {id}");
+        }
+    }
+
+    #[test]
+    fn the_shipped_specs_load() {
+        spec::Specs::load(&default_specs_dir()).expect("specs load");
+    }
+
+    #[test]
+    fn the_signing_keys_sign() {
+        assert_eq!(sign_rs256(KEY_A_PRIVATE, b"x").expect("sign").len(), 256);
+        assert_eq!(sign_rs256(KEY_B_PRIVATE, b"x").expect("sign").len(), 256);
+    }
+}

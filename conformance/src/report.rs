@@ -294,3 +294,100 @@ pub fn junit(results: &[(Case, CaseResult)], ef: &BTreeSet<String>) -> String {
     x.push_str("</testsuites>\n");
     x
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn case(id: &str, level: &str) -> Case {
+        let mut c: Case = serde_json::from_value(json!({
+            "title": format!("title of {id}"),
+            "level": level,
+            "source": "seeds/x.txt: section",
+            "covers": ["a.1"],
+            "steps": [{"request": {"method": "GET", "path": "/"}, "expect": {"status": 200}}],
+        }))
+        .expect("a valid case");
+        c.id = id.into();
+        c.shape = "okta".into();
+        c
+    }
+
+    fn results() -> Vec<(Case, CaseResult)> {
+        let r = |outcome| CaseResult {
+            outcome,
+            elapsed: Duration::from_millis(5),
+        };
+        vec![
+            (case("okta/pass", "documented"), r(Outcome::Pass)),
+            (
+                case("okta/fail", "documented"),
+                r(Outcome::Fail(vec![
+                    "status: expected 204, got 200 <&>".into(),
+                ])),
+            ),
+            (
+                case("okta/known", "sessiond"),
+                r(Outcome::Fail(vec!["x".into()])),
+            ),
+        ]
+    }
+
+    fn items() -> Vec<CoverageItem> {
+        serde_json::from_value(json!([
+            {"id": "a.1", "shape": "okta", "level": "documented", "what": "one"},
+            {"id": "a.2", "shape": "okta", "level": "documented", "what": "two"},
+        ]))
+        .expect("items")
+    }
+
+    fn render(format: Format) -> String {
+        let ef: BTreeSet<String> = ["okta/known".to_owned()].into();
+        let rs = results();
+        let s = Summary::of(&rs, &ef, &items());
+        let mut out = Vec::new();
+        write(format, &rs, &ef, &s, &mut out);
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn human_output_names_the_document_and_ends_with_the_counts() {
+        let h = render(Format::Human);
+        assert!(h.contains("case okta/pass [documented] ... ok"), "{h}");
+        assert!(h.contains("case okta/fail [documented] ... FAILED"), "{h}");
+        assert!(h.contains("known divergence"), "{h}");
+        assert!(h.contains("checks: seeds/x.txt: section"), "{h}");
+        assert!(h.contains("expected 204, got 200"), "{h}");
+        assert!(h.contains("coverage: 1/2"), "{h}");
+        assert!(h.contains("not exercised: a.2"), "{h}");
+        assert!(h.trim_end().ends_with("1 passed, 1 failed"), "{h}");
+    }
+
+    #[test]
+    fn json_tap_and_junit_carry_the_same_verdicts() {
+        let j: serde_json::Value =
+            serde_json::from_str(&render(Format::Json)).expect("one JSON document");
+        let verdicts: Vec<_> = j["cases"]
+            .as_array()
+            .expect("cases")
+            .iter()
+            .map(|c| c["verdict"].clone())
+            .collect();
+        assert_eq!(
+            verdicts,
+            [json!("passed"), json!("failed"), json!("expectedfailure")]
+        );
+        assert_eq!(j["summary"]["failed"], 1);
+        let tap = render(Format::Tap);
+        assert!(tap.starts_with("TAP version 13\n1..3\n"), "{tap}");
+        assert!(tap.contains("ok 1 - okta/pass"), "{tap}");
+        assert!(tap.contains("not ok 2 - okta/fail"), "{tap}");
+        assert!(tap.contains("ok 3 - okta/known # TODO"), "{tap}");
+        let ef: BTreeSet<String> = ["okta/known".to_owned()].into();
+        let x = junit(&results(), &ef);
+        assert!(x.contains("tests=\"3\" failures=\"1\""), "{x}");
+        assert!(x.contains("&lt;&amp;&gt;"), "failure text is escaped: {x}");
+        assert!(x.contains("<skipped"), "{x}");
+    }
+}
