@@ -20,7 +20,7 @@
 
 pub mod codec;
 mod commit;
-mod keys;
+pub mod keys;
 
 use crate::model::*;
 use serde::Serialize;
