@@ -46,6 +46,7 @@ fn replay_all(set: &str) {
     replay(set, "client_auth", |d| checks::client_auth(&fixture, d));
     replay(set, "ids", checks::ids);
     replay(set, "codec", checks::codec);
+    replay(set, "keys", checks::keys);
 }
 
 #[test]
@@ -54,7 +55,7 @@ fn fuzz_regressions_replay() {
 }
 
 /// The targets replayed above. A new target fails this test until it is added there.
-const TARGETS: [&str; 4] = ["client_auth", "codec", "ids", "jwt_split"];
+const TARGETS: [&str; 5] = ["client_auth", "codec", "ids", "jwt_split", "keys"];
 
 #[test]
 fn every_target_is_replayed() {

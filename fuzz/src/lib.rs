@@ -86,9 +86,10 @@ pub fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(Fixture::open)
 }
 
-/// `jwt::split` and `HubKey::verify` on arbitrary text. When a token splits: its signed
-/// part is `header.claims` as given, and the claims re-signed by the hub key verify back to
-/// themselves. Nothing the fuzzer writes verifies as ours.
+/// `jwt::split`, `HubKey::verify` and `Sessiond::check_hub_jwt` on arbitrary text. When a
+/// token splits: its signed part is `header.claims` as given, and the claims re-signed by
+/// the hub key verify back to themselves and pass `check_hub_jwt`'s signature check (an
+/// unknown `jti`). Nothing the fuzzer writes verifies as ours.
 pub fn jwt_split(f: &Fixture, data: &[u8]) {
     let token = String::from_utf8_lossy(data);
     let hub = f.s.hub();
@@ -102,12 +103,25 @@ pub fn jwt_split(f: &Fixture, data: &[u8]) {
         // `float_roundtrip`, a float may move by an ulp through one text round trip.
         let reparsed: Value =
             serde_json::from_str(&parts.claims.to_string()).expect("claims text re-parses");
-        assert_eq!(hub.verify(&resigned), Some(reparsed));
+        assert_eq!(hub.verify(&resigned), Some(reparsed.clone()));
+        // Past the signature, `check_hub_jwt` reads the claims: a string `jti` is looked up
+        // (and no hub JWT the fixture issued has one the fuzzer can write), anything else
+        // is unknown without a lookup.
+        let (check, claims) =
+            f.s.check_hub_jwt(&resigned)
+                .expect("check_hub_jwt: store error");
+        assert!(
+            matches!(check, sessiond::domain::TokenCheck::Unknown),
+            "a hub JWT with claims {reparsed} was {check:?}"
+        );
+        let has_jti = reparsed.get("jti").is_some_and(Value::is_string);
+        assert_eq!(claims, has_jti.then_some(reparsed));
     }
     assert_eq!(hub.verify(&token), None, "a forged hub JWT verified");
-    let _ =
+    let (check, claims) =
         f.s.check_hub_jwt(&token)
             .expect("check_hub_jwt: store error");
+    assert!(matches!(check, sessiond::domain::TokenCheck::Unknown) && claims.is_none());
 }
 
 /// `Sessiond::client_auth(Some(header), body)`. Input: a mode byte, then the header text
@@ -228,4 +242,296 @@ pub fn codec(data: &[u8]) {
     round_trip::<RowndKey>(data);
     round_trip::<ApiToken>(data);
     round_trip::<RememberedDevice>(data);
+}
+
+/// Reads key components off the fuzzer's bytes; past the end, every read gives zeros.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn byte(&mut self) -> u8 {
+        let Some((&b, rest)) = self.0.split_first() else {
+            return 0;
+        };
+        self.0 = rest;
+        b
+    }
+
+    fn array<const N: usize>(&mut self) -> [u8; N] {
+        let mut out = [0; N];
+        for b in &mut out {
+            *b = self.byte();
+        }
+        out
+    }
+
+    /// A number, biased towards the edges where byte order and numeric order could part:
+    /// small values, values just below `u64::MAX` (as `i64`: small negatives), one set bit
+    /// (the boundaries between big-endian bytes), or any 8 bytes.
+    fn num(&mut self) -> u64 {
+        let tag = self.byte();
+        let small = u64::from(tag >> 2);
+        match tag & 3 {
+            0 => small,
+            1 => u64::MAX - small,
+            2 => 1u64.rotate_left(u32::from(tag >> 2)),
+            _ => u64::from_be_bytes(self.array()),
+        }
+    }
+
+    /// An account id: one of a few fixed ones (so that two tuples often share one, or
+    /// differ only in their last byte), or 20 bytes as given (the key layout does not care
+    /// whether they are base62).
+    fn account(&mut self) -> AccountId {
+        let tag = self.byte();
+        match tag % 8 {
+            0 => AccountId(*b"00u00000000000000000"),
+            1 => AccountId(*b"00u00000000000000001"),
+            2 => AccountId(*b"00uzzzzzzzzzzzzzzzzz"),
+            3 => AccountId([0; AccountId::LEN]),
+            4 => AccountId([0xff; AccountId::LEN]),
+            5 => AccountId::from_random(self.array()),
+            _ => AccountId(self.array()),
+        }
+    }
+
+    /// An optional application: none, the reserved keys 0 and `u64::MAX`, or any number.
+    fn app(&mut self) -> Option<AppKey> {
+        match self.byte() % 4 {
+            0 => None,
+            _ => Some(AppKey(self.num())),
+        }
+    }
+
+    fn session(&mut self) -> SessionId {
+        let tag = self.byte();
+        match tag % 4 {
+            0 => SessionId([tag; 16]),
+            1 => {
+                let mut id = [0; 16];
+                id[15] = tag;
+                SessionId(id)
+            }
+            _ => SessionId(self.array()),
+        }
+    }
+
+    fn scope(&mut self) -> Scope {
+        match self.byte() % 4 {
+            0 => Scope::NoApp,
+            1 => Scope::AllApps,
+            _ => Scope::App(AppKey(self.num())),
+        }
+    }
+
+    fn kind(&mut self) -> SessionKind {
+        SessionKind::ALL[usize::from(self.byte() % 4)]
+    }
+
+    /// Short text (0 to 15 bytes, lossily UTF-8), so that two tuples often share a prefix.
+    fn text(&mut self) -> String {
+        let len = usize::from(self.byte() % 16).min(self.0.len());
+        let (text, rest) = self.0.split_at(len);
+        self.0 = rest;
+        String::from_utf8_lossy(text).into_owned()
+    }
+}
+
+/// One of everything a key is built from.
+#[derive(Debug)]
+struct KeyParts {
+    account: AccountId,
+    app: Option<AppKey>,
+    seq: u64,
+    session: SessionId,
+    expires: i64,
+    scope: Scope,
+    kind: SessionKind,
+    sector: SectorId,
+    subject: String,
+    jti_app: AppKey,
+    jti: String,
+    device: String,
+}
+
+impl KeyParts {
+    fn read(r: &mut Reader) -> KeyParts {
+        KeyParts {
+            account: r.account(),
+            app: r.app(),
+            seq: r.num(),
+            session: r.session(),
+            expires: r.num() as i64,
+            scope: r.scope(),
+            kind: r.kind(),
+            sector: SectorId(r.num()),
+            subject: r.text(),
+            jti_app: AppKey(r.num()),
+            jti: r.text(),
+            device: r.text(),
+        }
+    }
+
+    /// The application as the key layout sees it: none is 0 (application keys start at 1).
+    fn app_num(&self) -> u64 {
+        self.app.map_or(0, |a| a.0)
+    }
+
+    /// The scope as the key layout sees it: no application is 0, every application is
+    /// `u64::MAX` (keys no application is given).
+    fn scope_num(&self) -> u64 {
+        match self.scope {
+            Scope::NoApp => 0,
+            Scope::App(a) => a.0,
+            Scope::AllApps => u64::MAX,
+        }
+    }
+}
+
+/// Asserts that two keys compare as the tuples they were built from.
+fn same_order<T: Ord + Debug>(tree: &str, k1: &[u8], k2: &[u8], t1: T, t2: T) {
+    assert_eq!(
+        k1.cmp(k2),
+        t1.cmp(&t2),
+        "{tree}: keys {k1:02x?} and {k2:02x?} do not sort as {t1:?} and {t2:?}"
+    );
+}
+
+/// Every key encoder of `sessiond::store::keys` over components made from arbitrary
+/// bytes. Each key splits back into its components (fixed widths, big-endian integers),
+/// the decoder `session_of_by_account` finds the session, two keys of a tree sort as their
+/// component tuples do (so a range or prefix scan means what it says), and the
+/// `by_account` prefix of an account, or of an (account, application) pair, starts exactly
+/// the keys of that account or pair.
+pub fn keys(data: &[u8]) {
+    use sessiond::store::keys;
+    // The decoder on raw bytes: the last 16 bytes, if there are 16.
+    let tail = data
+        .len()
+        .checked_sub(16)
+        .map(|i| SessionId(data[i..].try_into().unwrap()));
+    assert_eq!(keys::session_of_by_account(data), tail);
+
+    let mut r = Reader(data);
+    let a = KeyParts::read(&mut r);
+    let b = KeyParts::read(&mut r);
+    for p in [&a, &b] {
+        let k = keys::by_account(&p.account, p.app, p.seq, &p.session);
+        assert_eq!(k.len(), AccountId::LEN + 8 + 8 + 16);
+        assert_eq!(k[..AccountId::LEN], p.account.0);
+        assert_eq!(k[AccountId::LEN..][..8], p.app_num().to_be_bytes());
+        assert_eq!(k[AccountId::LEN + 8..][..8], p.seq.to_be_bytes());
+        assert_eq!(keys::session_of_by_account(&k), Some(p.session));
+        assert_eq!(keys::app_part(p.app), p.app_num().to_be_bytes());
+        let account_prefix = keys::by_account_prefix(&p.account, None);
+        let pair_prefix = keys::by_account_prefix(&p.account, Some(p.app));
+        assert_eq!(account_prefix, p.account.0);
+        assert_eq!(pair_prefix.len(), AccountId::LEN + 8);
+        assert!(k.starts_with(&pair_prefix) && pair_prefix.starts_with(&account_prefix));
+
+        let k = keys::by_expiry(p.expires, &p.session);
+        assert_eq!(k.len(), 24);
+        assert_eq!(k[..8], (p.expires.max(0) as u64).to_be_bytes());
+        assert_eq!(k[8..], p.session.0);
+
+        let k = keys::marker(&p.account, p.scope, p.kind);
+        assert_eq!(k.len(), AccountId::LEN + 8 + 1);
+        assert_eq!(k[..AccountId::LEN], p.account.0);
+        assert_eq!(k[AccountId::LEN..][..8], p.scope_num().to_be_bytes());
+        assert_eq!(k[AccountId::LEN + 8], p.kind.code());
+
+        let k = keys::app(p.jti_app);
+        assert_eq!(AppKey(u64::from_be_bytes(k)), p.jti_app);
+
+        let k = keys::subject(&p.account, p.sector);
+        assert_eq!(k.len(), AccountId::LEN + 8);
+        assert_eq!(k[..AccountId::LEN], p.account.0);
+        assert_eq!(k[AccountId::LEN..], p.sector.0.to_be_bytes());
+
+        let k = keys::subject_owner(p.sector, &p.subject);
+        assert_eq!(k[..8], p.sector.0.to_be_bytes());
+        assert_eq!(k[8..], *p.subject.as_bytes());
+
+        let k = keys::jti(p.jti_app, &p.jti);
+        assert_eq!(k[..8], p.jti_app.0.to_be_bytes());
+        assert_eq!(k[8..], *p.jti.as_bytes());
+
+        let k = keys::device(&p.account, &p.device);
+        assert_eq!(k[..AccountId::LEN], p.account.0);
+        assert_eq!(k[AccountId::LEN..], *p.device.as_bytes());
+    }
+
+    // Byte order is component order, numbers compared as numbers.
+    same_order(
+        "by_account",
+        &keys::by_account(&a.account, a.app, a.seq, &a.session),
+        &keys::by_account(&b.account, b.app, b.seq, &b.session),
+        (a.account, a.app_num(), a.seq, a.session),
+        (b.account, b.app_num(), b.seq, b.session),
+    );
+    same_order(
+        "by_expiry",
+        &keys::by_expiry(a.expires, &a.session),
+        &keys::by_expiry(b.expires, &b.session),
+        (a.expires.max(0), a.session),
+        (b.expires.max(0), b.session),
+    );
+    same_order(
+        "markers",
+        &keys::marker(&a.account, a.scope, a.kind),
+        &keys::marker(&b.account, b.scope, b.kind),
+        (a.account, a.scope_num(), a.kind.code()),
+        (b.account, b.scope_num(), b.kind.code()),
+    );
+    same_order(
+        "apps",
+        &keys::app(a.jti_app),
+        &keys::app(b.jti_app),
+        a.jti_app,
+        b.jti_app,
+    );
+    same_order(
+        "subjects",
+        &keys::subject(&a.account, a.sector),
+        &keys::subject(&b.account, b.sector),
+        (a.account, a.sector.0),
+        (b.account, b.sector.0),
+    );
+    same_order(
+        "subject_owners",
+        &keys::subject_owner(a.sector, &a.subject),
+        &keys::subject_owner(b.sector, &b.subject),
+        (a.sector.0, a.subject.as_bytes()),
+        (b.sector.0, b.subject.as_bytes()),
+    );
+    same_order(
+        "jtis",
+        &keys::jti(a.jti_app, &a.jti),
+        &keys::jti(b.jti_app, &b.jti),
+        (a.jti_app, a.jti.as_bytes()),
+        (b.jti_app, b.jti.as_bytes()),
+    );
+    same_order(
+        "devices",
+        &keys::device(&a.account, &a.device),
+        &keys::device(&b.account, &b.device),
+        (a.account, a.device.as_bytes()),
+        (b.account, b.device.as_bytes()),
+    );
+
+    // Prefix scans select exactly their account, or their (account, application) pair.
+    let kb = keys::by_account(&b.account, b.app, b.seq, &b.session);
+    let same_account = a.account == b.account;
+    assert_eq!(
+        kb.starts_with(&keys::by_account_prefix(&a.account, None)),
+        same_account
+    );
+    assert_eq!(
+        kb.starts_with(&keys::by_account_prefix(&a.account, Some(a.app))),
+        same_account && a.app_num() == b.app_num(),
+        "the pair prefix of {a:?} and the by_account key of {b:?}"
+    );
+    assert_eq!(
+        keys::device(&b.account, &b.device).starts_with(&a.account.0),
+        same_account
+    );
 }

@@ -5,6 +5,10 @@
 use crate::model::{AccountId, AppKey, Scope, SectorId, SessionId, SessionKind};
 
 /// The application part of a key for an optional application: 0 = none (identity provider).
+/// So application key 0 is reserved, as is `u64::MAX` (every application, in
+/// [`marker`]): keys come from the store's sequence, whose first value (0) always goes to
+/// something else first (a new application's sector is drawn before its key), and which
+/// never reaches `u64::MAX`. The `keys` fuzz target checks the layout with both.
 pub fn app_part(app: Option<AppKey>) -> [u8; 8] {
     app.map_or(0, |a| a.0).to_be_bytes()
 }
