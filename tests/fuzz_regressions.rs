@@ -47,6 +47,8 @@ fn replay_all(set: &str) {
     replay(set, "ids", checks::ids);
     replay(set, "codec", checks::codec);
     replay(set, "keys", checks::keys);
+    let http = checks::HttpFixture::open();
+    replay(set, "http", |d| checks::http(&http, d));
 }
 
 #[test]
@@ -55,7 +57,7 @@ fn fuzz_regressions_replay() {
 }
 
 /// The targets replayed above. A new target fails this test until it is added there.
-const TARGETS: [&str; 5] = ["client_auth", "codec", "ids", "jwt_split", "keys"];
+const TARGETS: [&str; 6] = ["client_auth", "codec", "http", "ids", "jwt_split", "keys"];
 
 #[test]
 fn every_target_is_replayed() {

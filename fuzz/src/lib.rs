@@ -408,7 +408,7 @@ pub fn keys(data: &[u8]) {
     let tail = data
         .len()
         .checked_sub(16)
-        .map(|i| SessionId(data[i..].try_into().unwrap()));
+        .map(|i| SessionId(data[i..].try_into().expect("exactly the last 16 bytes")));
     assert_eq!(keys::session_of_by_account(data), tail);
 
     let mut r = Reader(data);
@@ -534,4 +534,395 @@ pub fn keys(data: &[u8]) {
         keys::device(&b.account, &b.device).starts_with(&a.account.0),
         same_account
     );
+}
+
+/// The fixture of the `http` target: the service behind its own `Router` (in process, no
+/// socket), an account with a live session of each kind, and the credentials of each shape,
+/// which an input names by placeholder (see `http`).
+pub struct HttpFixture {
+    pub f: Fixture,
+    rt: tokio::runtime::Runtime,
+    router: sessiond::http::Router,
+    account: AccountId,
+    /// Placeholder → value, refreshed when an input revoked the sessions behind them.
+    creds: std::sync::Mutex<Vec<(&'static str, String)>>,
+    /// The sessions behind `creds`: renewed when one of them is no longer alive.
+    live: std::sync::Mutex<Vec<SessionId>>,
+}
+
+/// The admin token of the `http` fixture.
+pub const HTTP_ADMIN: &str = "fuzz-admin-token";
+
+impl HttpFixture {
+    pub fn open() -> HttpFixture {
+        use sessiond::domain::NewAccount;
+        let f = Fixture::open();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let s = &f.s;
+        let (account, fixed) = rt.block_on(async {
+            s.ensure_admin_token(Some(HTTP_ADMIN))
+                .await
+                .expect("admin token");
+            let account = s
+                .create_account(NewAccount {
+                    login: "alice".into(),
+                    email: Some("alice@example.com".into()),
+                    name: None,
+                    password: Some("pw-alice".into()),
+                })
+                .await
+                .expect("account")
+                .id;
+            let app = s.app_by_anchor(ANCHOR).expect("app").expect("fuzz-app");
+            let (key, secret) = s.add_rownd_key(&app).await.expect("rownd key");
+            let scopes = [
+                "okta.users.manage",
+                "okta.sessions.read",
+                "okta.sessions.manage",
+            ];
+            let (_, okta) = s
+                .create_api_token(
+                    "fuzz",
+                    scopes.iter().map(|s| s.to_string()).collect(),
+                    Some(u32::MAX),
+                )
+                .await
+                .expect("api token");
+            let subject = s.subject(&account, app.sector).expect("subject");
+            let fixed = vec![
+                ("$ADMIN", HTTP_ADMIN.to_owned()),
+                ("$USER", account.as_str().to_owned()),
+                ("$KEY", key),
+                ("$SECRET", secret),
+                ("$OKTA", okta),
+                ("$SUBJECT", subject),
+            ];
+            (account, fixed)
+        });
+        // The flood guard is off (it would refuse most inputs: they share credentials); the
+        // body cap is small, so the fuzzer meets it.
+        let limits = sessiond::http::Limits {
+            max_body_bytes: 4096,
+            per_credential_per_minute: 0,
+            ..Default::default()
+        };
+        let router = sessiond::http::Router::new(f.s.clone(), limits);
+        let h = HttpFixture {
+            f,
+            rt,
+            router,
+            account,
+            creds: std::sync::Mutex::new(fixed),
+            live: std::sync::Mutex::new(Vec::new()),
+        };
+        h.renew_sessions();
+        h
+    }
+
+    /// Issues a fresh idp and login session when one behind the credentials is not alive.
+    fn renew_sessions(&self) {
+        use sessiond::domain::{NewSession, SessionState};
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let s = &self.f.s;
+        let alive = !live.is_empty()
+            && live.iter().all(|id| {
+                matches!(
+                    s.session(id).expect("read a session"),
+                    Some((_, SessionState::Active))
+                )
+            });
+        if alive {
+            return;
+        }
+        let app = s.app_by_anchor(ANCHOR).expect("app").expect("fuzz-app");
+        let issue = |app: Option<AppKey>, kind| {
+            self.rt
+                .block_on(s.create_session(NewSession {
+                    account: self.account,
+                    app,
+                    kind,
+                    device: DeviceInfo::default(),
+                    method: "fuzz".into(),
+                }))
+                .expect("issue a session")
+        };
+        let idp = issue(None, SessionKind::Idp);
+        let login = issue(Some(app.key), SessionKind::Login);
+        let pat = issue(Some(app.key), SessionKind::Pat);
+        let mut creds = self.creds.lock().unwrap_or_else(|p| p.into_inner());
+        creds.retain(|(k, _)| {
+            !matches!(
+                *k,
+                "$IDP" | "$SESSION" | "$ACCESS" | "$REFRESH" | "$LOGIN" | "$HUB" | "$PAT"
+            )
+        });
+        let some = |t: Option<String>| t.unwrap_or_default();
+        creds.push(("$IDP", idp.session.id.to_string()));
+        creds.push(("$SESSION", login.session.id.to_string()));
+        creds.push(("$ACCESS", some(login.access_token)));
+        creds.push(("$REFRESH", some(login.refresh_token)));
+        creds.push(("$LOGIN", some(login.login_token)));
+        creds.push(("$HUB", some(login.hub_jwt)));
+        creds.push(("$PAT", some(pat.personal_access_token)));
+        *live = vec![idp.session.id, login.session.id, pat.session.id];
+    }
+
+    /// `text` with every placeholder replaced by its credential.
+    fn fill(&self, text: &[u8]) -> Vec<u8> {
+        if !text.contains(&b'$') {
+            return text.to_vec();
+        }
+        let creds = self.creds.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::with_capacity(text.len());
+        let mut i = 0;
+        'outer: while i < text.len() {
+            if text[i] == b'$' {
+                for (k, v) in creds.iter() {
+                    if text[i..].starts_with(k.as_bytes()) {
+                        out.extend_from_slice(v.as_bytes());
+                        i += k.len();
+                        continue 'outer;
+                    }
+                }
+            }
+            out.push(text[i]);
+            i += 1;
+        }
+        out
+    }
+}
+
+/// The fixture of the `http` target in a fuzzing process, built on first use.
+pub fn http_fixture() -> &'static HttpFixture {
+    static FIXTURE: OnceLock<HttpFixture> = OnceLock::new();
+    FIXTURE.get_or_init(HttpFixture::open)
+}
+
+/// Which public document a path belongs to, read from the documented endpoints (README's
+/// table), independently of the router's code: it decides which statuses and which error
+/// format an answer may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HttpShape {
+    Rownd,
+    Connect,
+    Flashback,
+    RocketChat,
+    Okta,
+    Admin,
+    Other,
+}
+
+fn pct_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn shape_of(path: &str) -> HttpShape {
+    let Some(segs) = path
+        .split('/')
+        .skip(1)
+        .map(pct_decode)
+        .collect::<Option<Vec<_>>>()
+    else {
+        return HttpShape::Other;
+    };
+    fn skip_empty(mut s: &[String]) -> &[String] {
+        while s.len() > 1 && s[0].is_empty() {
+            s = &s[1..];
+        }
+        s
+    }
+    let mut segs = skip_empty(&segs);
+    let prefixed = segs.len() > 2 && segs[0] == "apps";
+    if prefixed {
+        segs = skip_empty(&segs[2..]);
+    }
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    match segs.as_slice() {
+        ["applications", _, "users", _, "signout"] | ["hub", "auth", "token" | "keys"] => {
+            HttpShape::Rownd
+        }
+        ["revoke-all" | "refresh" | "introspect" | "logout"] => HttpShape::Connect,
+        ["sessions", "revoke-all"]
+        | ["sessions", _, "revoke"]
+        | ["sessions"]
+        | ["user", "login" | "refresh"] => HttpShape::Flashback,
+        ["api", "v1", "users.logoutOtherClients" | "login" | "me"] => HttpShape::RocketChat,
+        ["api", "v1", "users", _, "sessions"] | ["api", "v1", "sessions", _] => HttpShape::Okta,
+        ["admin", "v1", ..] if !prefixed => HttpShape::Admin,
+        _ => HttpShape::Other,
+    }
+}
+
+/// The whole HTTP layer, in process: an arbitrary method, path, headers and body through
+/// `sessiond::http::Router`. Input, like an HTTP/1.1 request: the request line
+/// `METHOD TARGET` up to the first `\n`, then header lines `name: value` (each up to `\n`,
+/// a trailing `\r` dropped) until an empty line, then the body. A method, target or header
+/// hyper would refuse before the router is skipped (hyper answers those itself). In the
+/// target, header values and the body, the placeholders `$ADMIN` (the admin token),
+/// `$USER` (the account id), `$KEY`/`$SECRET` (a Rownd app credential), `$OKTA` (an Okta
+/// API token with every scope), `$SUBJECT`, `$IDP` (a live Okta session id), `$SESSION`,
+/// `$ACCESS`, `$REFRESH`, `$LOGIN`, `$HUB` (a login session's id and tokens), `$PAT` and
+/// `$CJWT` (a Connect client JWT signed over the body) are replaced, so inputs get past
+/// authentication; the sessions are renewed when an input revoked them.
+///
+/// Must hold: no panic; the status is in the documented set of the shape the path reaches
+/// (never a 500), or one of the generic ones (400, 404, 405, 413, 429, 431); an error body
+/// is in that shape's format; a 405 carries `Allow`; every Okta answer carries its
+/// rate-limit headers; a 204 has no body.
+pub fn http(h: &HttpFixture, data: &[u8]) {
+    use http_body_util::BodyExt;
+    let Some(nl) = data.iter().position(|&b| b == b'\n') else {
+        return;
+    };
+    let line = data[..nl].strip_suffix(b"\r").unwrap_or(&data[..nl]);
+    let Some(sp) = line.iter().position(|&b| b == b' ') else {
+        return;
+    };
+    let Ok(method) = http::Method::from_bytes(&line[..sp]) else {
+        return;
+    };
+    h.renew_sessions();
+    let Ok(uri) = http::Uri::try_from(h.fill(&line[sp + 1..])) else {
+        return;
+    };
+    let mut rest = &data[nl + 1..];
+    let mut lines = Vec::new();
+    loop {
+        let (l, after) = match rest.iter().position(|&b| b == b'\n') {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, &[][..]),
+        };
+        rest = after;
+        let l = l.strip_suffix(b"\r").unwrap_or(l);
+        if l.is_empty() {
+            break;
+        }
+        lines.push(l);
+    }
+    let body = h.fill(rest);
+    let mut builder = http::Request::builder().method(method).uri(uri);
+    for l in lines {
+        let Some(colon) = l.iter().position(|&b| b == b':') else {
+            return;
+        };
+        let Ok(name) = http::HeaderName::from_bytes(&l[..colon]) else {
+            return;
+        };
+        let value = if l[colon + 1..].windows(5).any(|w| w == b"$CJWT") {
+            let claims = json!({
+                "iss": ANCHOR, "aud": "sudomimus-connect",
+                "iat": h.f.s.now() / 1000, "exp": h.f.s.now() / 1000 + 30,
+                "jti": format!("http-{}", h.f.jtis.fetch_add(1, Ordering::Relaxed)),
+                "body_sha256": STANDARD.encode(Sha256::digest(&body)),
+            });
+            let jwt = jwt::sign_client_jwt(&h.f.private_pem, &claims).expect("sign");
+            let raw = String::from_utf8_lossy(&l[colon + 1..]).replace("$CJWT", &jwt);
+            h.fill(raw.as_bytes())
+        } else {
+            h.fill(&l[colon + 1..])
+        };
+        let Ok(value) = http::HeaderValue::from_bytes(value.trim_ascii()) else {
+            return;
+        };
+        builder = builder.header(name, value);
+    }
+    let Ok(req) = builder.body(http_body_util::Full::new(bytes::Bytes::from(body))) else {
+        return;
+    };
+    let path = req.uri().path().to_owned();
+    let shape = shape_of(&path);
+    let resp = h.rt.block_on(h.router.handle(req));
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes =
+        h.rt.block_on(resp.into_body().collect())
+            .expect("an in-memory body")
+            .to_bytes();
+    let what = || {
+        format!(
+            "{shape:?} {path} -> {status} {:?}",
+            String::from_utf8_lossy(&bytes)
+        )
+    };
+
+    let documented: &[u16] = match shape {
+        HttpShape::Rownd => &[200, 204, 400, 401, 403, 404],
+        HttpShape::Connect => &[200, 400, 401, 403, 404],
+        HttpShape::Flashback | HttpShape::RocketChat => &[200, 400, 401, 404],
+        HttpShape::Okta => &[200, 204, 400, 401, 403, 404],
+        HttpShape::Admin => &[200, 201, 400, 401, 404, 409],
+        HttpShape::Other => &[200, 404],
+    };
+    const GENERIC: [u16; 6] = [400, 404, 405, 413, 429, 431];
+    assert!(
+        documented.contains(&status) || GENERIC.contains(&status),
+        "undocumented status: {}",
+        what()
+    );
+    if status == 405 {
+        assert!(
+            headers.contains_key("allow"),
+            "405 without Allow: {}",
+            what()
+        );
+    }
+    if shape == HttpShape::Okta {
+        for name in [
+            "x-rate-limit-limit",
+            "x-rate-limit-remaining",
+            "x-rate-limit-reset",
+        ] {
+            assert!(
+                headers.contains_key(name),
+                "Okta answer without {name}: {}",
+                what()
+            );
+        }
+    }
+    if status == 204 {
+        assert!(bytes.is_empty(), "204 with a body: {}", what());
+        return;
+    }
+    // Connect's PRIVATE reason (a replayed `jti`) is a 401 with no body at all.
+    if shape == HttpShape::Connect && status == 401 && bytes.is_empty() {
+        return;
+    }
+    let v: Value =
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("not JSON ({e}): {}", what()));
+    assert!(v.is_object(), "not a JSON object: {}", what());
+    if status < 400 {
+        return;
+    }
+    let is_str = |k: &str| v.get(k).is_some_and(Value::is_string);
+    let format_ok = match shape {
+        HttpShape::Rownd => {
+            v["statusCode"] == json!(status) && is_str("error") && is_str("message")
+        }
+        HttpShape::Connect => is_str("reason"),
+        HttpShape::Flashback | HttpShape::RocketChat => v["success"] == json!(false),
+        HttpShape::Okta => {
+            is_str("errorCode")
+                && v["errorLink"] == v["errorCode"]
+                && is_str("errorSummary")
+                && v["errorCauses"].is_array()
+        }
+        HttpShape::Admin | HttpShape::Other => is_str("error") && is_str("message"),
+    };
+    assert!(format_ok, "an error not in the shape's format: {}", what());
 }

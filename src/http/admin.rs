@@ -20,6 +20,8 @@ pub fn error(status: StatusCode, message: &str) -> Resp {
         StatusCode::CONFLICT => "conflict",
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
         StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::TOO_MANY_REQUESTS => "too_many_requests",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers_too_large",
         _ => "internal_error",
     };
     wire::json(status, &json!({"error": code, "message": message}))

@@ -17,6 +17,8 @@ pub fn error(status: StatusCode, reason: &str) -> Resp {
         StatusCode::REQUEST_TIMEOUT => "RequestTimeout",
         StatusCode::BAD_REQUEST => "InvalidBody",
         StatusCode::NOT_FOUND => "NotFound",
+        StatusCode::TOO_MANY_REQUESTS => "TooManyRequests",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "HeadersTooLarge",
         _ => reason,
     };
     wire::json(status, &json!({"reason": reason}))

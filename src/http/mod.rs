@@ -15,6 +15,9 @@ mod rocketchat;
 mod router;
 mod rownd;
 mod server;
+mod throttle;
 mod wire;
 
+pub use router::Router;
 pub use server::{Limits, serve};
+pub use wire::Resp;

@@ -3,7 +3,7 @@
 //! concurrent connections, and graceful shutdown that drains in-flight requests and then
 //! flushes the store.
 
-use super::router;
+use super::router::Router;
 use crate::domain::Sessiond;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -21,6 +21,11 @@ use tokio::sync::Semaphore;
 pub struct Limits {
     /// Largest request body accepted; larger gets 413 before it is read.
     pub max_body_bytes: usize,
+    /// Largest request head (request line and headers); larger gets 431 in the shape's
+    /// format (the router checks it exactly). As a backstop hyper stops buffering a head at
+    /// four times this (at least 64 KiB) and answers a 431 with an empty body itself: its
+    /// check runs only between reads, so it cannot be the exact one.
+    pub max_head_bytes: usize,
     /// Time to send a request head (also the keep-alive idle timeout).
     pub header_timeout: Duration,
     /// Time to send a request body once the head is in.
@@ -29,16 +34,22 @@ pub struct Limits {
     pub max_connections: usize,
     /// Time in-flight requests get to finish at shutdown.
     pub drain_timeout: Duration,
+    /// Requests per calendar minute from one credential (the same credential headers) to the
+    /// Rownd, Connect, Flashback and Rocket.Chat endpoints; more get 429 with `Retry-After`.
+    /// 0 turns the guard off. Okta has its own documented per-token limits.
+    pub per_credential_per_minute: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_body_bytes: 64 * 1024,
+            max_head_bytes: 16 * 1024,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             max_connections: 4096,
             drain_timeout: Duration::from_secs(10),
+            per_credential_per_minute: 1200,
         }
     }
 }
@@ -50,17 +61,19 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let backstop = limits.max_head_bytes.saturating_mul(4).max(64 * 1024);
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
-        .max_buf_size(64 * 1024)
+        .max_buf_size(backstop)
+        .max_header_size(backstop)
         .max_headers(100)
         .keep_alive(true);
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let limits = Arc::new(limits);
+    let router = Arc::new(Router::new(state.clone(), limits.clone()));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -79,16 +92,14 @@ pub async fn serve(
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                let state = state.clone();
-                let limits = limits.clone();
+                let router = router.clone();
                 let service = service_fn(move |req| {
-                    let state = state.clone();
-                    let limits = limits.clone();
+                    let router = router.clone();
                     // Each request runs in its own task, so a panic in a handler becomes a
                     // 500 for that request instead of taking the connection's task with it.
                     async move {
                         let handled =
-                            tokio::spawn(async move { router::handle(&state, &limits, req).await });
+                            tokio::spawn(async move { router.handle(req).await });
                         Ok::<_, Infallible>(match handled.await {
                             Ok(r) => r,
                             Err(e) => {
