@@ -18,6 +18,7 @@
 //! - `api_tokens`: SHA-256(token) → ApiToken
 //! - `jtis`: app ‖ jti → expiry (client-JWT replay detection)
 
+mod check;
 pub mod codec;
 mod commit;
 pub mod keys;
@@ -29,6 +30,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::{Transactional, Tree};
 use std::path::{Path, PathBuf};
 
+pub use check::{Problem, Report as CheckReport};
 pub use commit::Durability;
 
 #[derive(Debug, thiserror::Error)]
