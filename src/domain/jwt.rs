@@ -93,9 +93,24 @@ impl HubKey {
     pub fn load_or_create(dir: &Path) -> std::io::Result<HubKey> {
         let path = dir.join(HUB_KEY_FILE);
         let key = match std::fs::read_to_string(&path) {
-            Ok(pem) => SigningKey::from_pkcs8_pem(&pem).map_err(|e| {
-                std::io::Error::other(format!("{} is not an Ed25519 key: {e}", path.display()))
-            })?,
+            Ok(pem) => {
+                // A key file left readable by others (copied in, or restored from a backup)
+                // is restricted to its owner again.
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    let mode = std::fs::metadata(&path)?.permissions().mode();
+                    if mode & 0o077 != 0 {
+                        std::fs::set_permissions(
+                            &path,
+                            std::fs::Permissions::from_mode(mode & 0o600),
+                        )?;
+                    }
+                }
+                SigningKey::from_pkcs8_pem(&pem).map_err(|e| {
+                    std::io::Error::other(format!("{} is not an Ed25519 key: {e}", path.display()))
+                })?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = SigningKey::from_bytes(&super::secrets::random::<32>());
                 let pem = key

@@ -137,13 +137,41 @@ fn get<T: DeserializeOwned>(tree: &Tree, name: &'static str, key: &[u8]) -> Resu
     }
 }
 
+/// Creates `dir` if missing and leaves it to its owner alone (0700 on Unix): it holds token
+/// hashes and the hub signing key. A directory that already existed with a looser mode (made
+/// by `mkdir` under the usual umask, or by an older sessiond) is tightened, not trusted.
+fn private_dir(dir: &Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700)).map_err(
+                |e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("restricting {} to its owner (0700): {e}", dir.display()),
+                    )
+                },
+            )?;
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (or creates) the store in the data directory `dir` (sled's files live in
     /// `dir/store`). A second process on the same directory gets [`StoreError::Locked`]
     /// instead of waiting.
     pub fn open(dir: &Path, opts: &StoreOptions) -> Result<Store> {
         let sled_dir = dir.join("store");
-        std::fs::create_dir_all(&sled_dir)?;
+        private_dir(dir)?;
+        private_dir(&sled_dir)?;
         let db = sled::Config::new()
             .path(&sled_dir)
             .cache_capacity(opts.cache_bytes)
