@@ -92,7 +92,8 @@ impl Server {
         s
     }
 
-    async fn boot(&mut self) {
+    /// Starts the server on its data directory (again, after `shutdown`).
+    pub async fn boot(&mut self) {
         let store = Store::open(
             self.dir.path(),
             &StoreOptions {
