@@ -46,7 +46,15 @@ pub(super) struct GroupCommit {
 impl GroupCommit {
     pub(super) fn new(dir: &Path, mode: Durability) -> Result<GroupCommit> {
         let data_file = match mode {
-            Durability::Fsync => Some(Arc::new(File::open(dir.join("db"))?)),
+            Durability::Fsync => {
+                // The files sled created on a first open are durable only once the
+                // directories that name them are: sync both, once.
+                #[cfg(unix)]
+                for d in [Some(dir), dir.parent()].into_iter().flatten() {
+                    File::open(d)?.sync_all()?;
+                }
+                Some(Arc::new(File::open(dir.join("db"))?))
+            }
             _ => None,
         };
         Ok(GroupCommit {
