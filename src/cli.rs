@@ -79,6 +79,15 @@ pub struct ServeArgs {
     /// Requests per minute of an Okta API token created without a limit of its own.
     #[arg(long, env = "SESSIOND_RATE_LIMIT_PER_MINUTE", default_value_t = 1200)]
     pub rate_limit_per_minute: u32,
+    /// Flood guard of the other four shapes: requests per calendar minute carrying the same
+    /// credential headers, beyond which they get a 429 with `Retry-After`. 0 turns it off
+    /// (for load tests that reuse one credential).
+    #[arg(
+        long,
+        env = "SESSIOND_CREDENTIAL_LIMIT_PER_MINUTE",
+        default_value_t = 1200
+    )]
+    pub credential_limit_per_minute: u32,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -188,6 +197,7 @@ async fn serve_with(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     let limits = Limits {
         max_body_bytes: args.max_body_bytes,
         max_connections: args.max_connections,
+        per_credential_per_minute: args.credential_limit_per_minute,
         ..Limits::default()
     };
     serve(listener, state, limits, shutdown_signal()).await?;
