@@ -27,6 +27,8 @@ use std::time::Duration;
 
 const ADMIN: &str = "crash-admin-token";
 const APP: &str = "crash";
+/// Accounts that revoke-alls are sent for; one more, the bystander, only gets sessions:
+/// every one of them must be alive after every restart.
 const ACCOUNTS: usize = 4;
 const WORKERS: usize = 8;
 
@@ -259,7 +261,7 @@ async fn worker(w: Arc<World>, seed: u64) {
 }
 
 async fn issue(w: &World, rng: &mut Rng) {
-    let account = rng.below(ACCOUNTS as u64) as usize;
+    let account = rng.below(ACCOUNTS as u64 + 1) as usize;
     let start = w.tick();
     let sent = w
         .http
@@ -558,7 +560,7 @@ async fn crash_loop(kills: usize) {
     .await;
     assert_eq!(status, StatusCode::CREATED);
     let mut accounts = Vec::new();
-    for n in 0..ACCOUNTS {
+    for n in 0..=ACCOUNTS {
         let (status, body) = admin(
             &http,
             &server.base,
@@ -586,7 +588,7 @@ async fn crash_loop(kills: usize) {
         let tasks: Vec<_> = (0..WORKERS)
             .map(|_| tokio::spawn(worker(world.clone(), rng.next())))
             .collect();
-        tokio::time::sleep(Duration::from_millis(50 + rng.below(400))).await;
+        tokio::time::sleep(Duration::from_millis(150 + rng.below(400))).await;
         server.kill();
         world.stop.store(true, Ordering::SeqCst);
         for t in tasks {
