@@ -4,8 +4,10 @@
 //! a flush that started after their ticket.
 
 use super::{Result, StoreError};
+use std::collections::HashSet;
+use std::ffi::OsString;
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
@@ -34,9 +36,8 @@ struct State {
 
 pub(super) struct GroupCommit {
     mode: Durability,
-    /// sled 0.34 keeps its log in the file `db`; fsync acts on the inode, so a handle of our
-    /// own is enough to flush what `sync_file_range` left in the device cache.
-    data_file: Option<Arc<File>>,
+    /// What `fdatasync` must reach in `Fsync` mode.
+    data_file: Option<Arc<DataFiles>>,
     state: Mutex<State>,
     /// The highest ticket known durable. Also bumped (to the same value) when a flush
     /// fails, so waiters wake up and try themselves.
@@ -53,7 +54,11 @@ impl GroupCommit {
                 for d in [Some(dir), dir.parent()].into_iter().flatten() {
                     File::open(d)?.sync_all()?;
                 }
-                Some(Arc::new(File::open(dir.join("db"))?))
+                Some(Arc::new(DataFiles {
+                    log: File::open(dir.join("db"))?,
+                    blobs: dir.join("blobs"),
+                    synced_blobs: Mutex::new(HashSet::new()),
+                }))
             }
             _ => None,
         };
@@ -135,13 +140,95 @@ impl GroupCommit {
     }
 }
 
-fn flush(db: &sled::Db, data_file: Option<&File>, mode: Durability) -> Result<()> {
+fn flush(db: &sled::Db, data_file: Option<&DataFiles>, mode: Durability) -> Result<()> {
     if mode == Durability::None {
         return Ok(());
     }
     db.flush()?;
     if let Some(f) = data_file {
-        f.sync_data()?;
+        f.sync()?;
     }
     Ok(())
+}
+
+/// sled 0.34's files that hold acknowledged writes. Its log is the file `db`: `fdatasync`
+/// acts on the inode, so a handle of our own flushes what sled's `sync_file_range` left in
+/// the device cache. A page too large for the log (over a quarter of a 512 KiB segment: a
+/// leaf of 17 records carrying long device labels, say) goes to a file of its own under
+/// `blobs/`, which sled writes without any sync: each new one is synced here, with the
+/// directory that names it, before the log that points at it.
+struct DataFiles {
+    log: File,
+    blobs: PathBuf,
+    /// Blob files already synced (sled names them by log position and never reuses one).
+    synced_blobs: Mutex<HashSet<OsString>>,
+}
+
+impl DataFiles {
+    fn sync(&self) -> std::io::Result<()> {
+        self.sync_blobs()?;
+        self.log.sync_data()
+    }
+
+    fn sync_blobs(&self) -> std::io::Result<()> {
+        let entries = match std::fs::read_dir(&self.blobs) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut synced = self.synced_blobs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut present = HashSet::new();
+        let mut new = false;
+        for entry in entries {
+            let name = entry?.file_name();
+            if !synced.contains(&name) {
+                match File::open(self.blobs.join(&name)) {
+                    Ok(f) => f.sync_data()?,
+                    // Removed by sled since the listing: an obsolete blob.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                }
+                new = true;
+            }
+            present.insert(name);
+        }
+        if new {
+            File::open(&self.blobs)?.sync_all()?;
+        }
+        *synced = present;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_written_as_a_blob_is_synced_before_the_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = sled::Config::new()
+            .path(dir.path())
+            .open()
+            .expect("open sled");
+        let gc = GroupCommit::new(dir.path(), Durability::Fsync).expect("group commit");
+        let files = gc.data_file.clone().expect("fsync mode has data files");
+        db.insert("small", &[1u8; 64][..]).expect("insert");
+        gc.flush_now(&db).expect("flush");
+        let blobs_before = files.synced_blobs.lock().expect("lock").len();
+        // Over a quarter of the 512 KiB segment: sled writes it as a blob file.
+        db.insert("large", vec![7u8; 200 * 1024]).expect("insert");
+        gc.flush_now(&db).expect("flush");
+        let synced = files.synced_blobs.lock().expect("lock").clone();
+        assert_eq!(blobs_before, 0);
+        assert!(!synced.is_empty(), "the blob file was not seen");
+        let on_disk: HashSet<OsString> = std::fs::read_dir(dir.path().join("blobs"))
+            .expect("blobs dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert!(
+            synced.is_subset(&on_disk) && on_disk.is_subset(&synced),
+            "{synced:?} vs {on_disk:?}"
+        );
+    }
 }
