@@ -13,7 +13,10 @@
 //!   (none sent after it started, acknowledged or not) is alive;
 //! - no refresh sent after a revoke-all was acknowledged succeeded for a session it killed.
 //!
-//! `cargo test --test crash` runs a few kills; `SESSIOND_SLOW_TESTS=1` runs 60. The seed is
+//! Every fourth stop is a SIGTERM instead, mid-traffic: the server must drain, flush and exit
+//! 0, and the same checks hold (the graceful-shutdown test).
+//!
+//! `cargo test --test crash` runs a few stops; `SESSIOND_SLOW_TESTS=1` runs 80 (60 of them SIGKILLs). The seed is
 //! printed; `SESSIOND_CRASH_SEED=N` replays one.
 
 use reqwest::{Client, StatusCode};
@@ -98,6 +101,25 @@ impl Sessiond {
         let mut c = self.child.take().expect("running");
         c.kill().expect("SIGKILL");
         c.wait().expect("reap");
+    }
+
+    /// SIGTERM: it must drain, flush and exit 0 within the drain timeout (10 s) and a margin.
+    fn terminate(mut self) {
+        let mut c = self.child.take().expect("running");
+        let sent = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM");
+        for _ in 0..300 {
+            if let Some(status) = c.try_wait().expect("wait") {
+                assert!(status.success(), "sessiond exited with {status} on SIGTERM");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        panic!("sessiond did not stop within 15 s of SIGTERM");
     }
 }
 
@@ -540,7 +562,7 @@ async fn crash_loop(kills: usize) {
                 .expect("clock")
                 .as_nanos() as u64
         });
-    eprintln!("crash loop: {kills} kills, SESSIOND_CRASH_SEED={seed}");
+    eprintln!("crash loop: {kills} stops, SESSIOND_CRASH_SEED={seed}");
     let mut rng = Rng(seed | 1);
     let dir = tempfile::tempdir().expect("tempdir");
     let http = Client::builder()
@@ -576,6 +598,7 @@ async fn crash_loop(kills: usize) {
     let mut ledger = Ledger::default();
     let mut tick = 0;
     let (mut checked_dead, mut checked_alive) = (0u64, 0u64);
+    let mut terms = 0;
     for round in 0..kills {
         let world = Arc::new(World {
             http: http.clone(),
@@ -589,7 +612,14 @@ async fn crash_loop(kills: usize) {
             .map(|_| tokio::spawn(worker(world.clone(), rng.next())))
             .collect();
         tokio::time::sleep(Duration::from_millis(150 + rng.below(400))).await;
-        server.kill();
+        // Every fourth stop is graceful (SIGTERM mid-traffic): the same ledger must hold,
+        // and the process must exit 0.
+        if round % 4 == 3 {
+            tokio::task::block_in_place(|| server.terminate());
+            terms += 1;
+        } else {
+            server.kill();
+        }
         world.stop.store(true, Ordering::SeqCst);
         for t in tasks {
             t.await.expect("worker");
@@ -628,9 +658,10 @@ async fn crash_loop(kills: usize) {
             .count()
     };
     eprintln!(
-        "crash loop: {kills} kills survived; {} sessions issued, {} refreshes and {acked} revoke-alls \
+        "crash loop: {} SIGKILLs and {terms} SIGTERMs survived; {} sessions issued, {} refreshes and {acked} revoke-alls \
          acknowledged ({} Flashback, {} Rocket.Chat); {checked_dead} dead and {checked_alive} alive \
          session checks after restarts",
+        kills - terms,
         ledger.sessions.len(),
         ledger.refreshes_ok,
         by_shape("flashback"),
@@ -649,5 +680,5 @@ fn slow() -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_revocations_survive_sigkill() {
-    crash_loop(if slow() { 60 } else { 4 }).await;
+    crash_loop(if slow() { 80 } else { 4 }).await;
 }
