@@ -93,3 +93,31 @@ async fn the_credential_flood_limit_is_a_flag_and_zero_turns_it_off() {
         assert_eq!(statuses[3] == 429, refused, "limit {limit}: {statuses:?}");
     }
 }
+
+#[test]
+fn a_second_server_on_the_same_directory_fails_at_once_with_the_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut first, _) = serve(dir.path(), &[]);
+    let started = std::time::Instant::now();
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-token",
+            "cli-admin",
+        ])
+        .arg("--data")
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    first.kill().expect("kill");
+    first.wait().expect("reap");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("in use by another process"), "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "it waited for the lock instead of failing"
+    );
+}
