@@ -133,8 +133,9 @@ impl Sessiond {
         if k.revoked_at.is_none() {
             k.revoked_at = Some(self.now());
             self.store().put_rownd_key(&k)?;
-            self.sync().await?;
         }
+        // Also when already revoked: a concurrent call may not have made it durable yet.
+        self.sync().await?;
         Ok(())
     }
 

@@ -261,8 +261,22 @@ impl Sessiond {
         Ok(store.account_by_login(user)?)
     }
 
-    /// The account's pairwise subject in a sector, created on first use.
+    /// The account's pairwise subject in a sector. Every session of an application creates
+    /// it (durably, with the session), so this is a read; for a store written before that,
+    /// it is created here and made durable before it is returned — a subject handed out and
+    /// then lost in a crash would leave a client holding an id that revokes nobody.
     pub fn subject(&self, account: &AccountId, sector: SectorId) -> Result<String> {
+        let store = &self.inner.store;
+        if let Some(s) = store.subject(account, sector)? {
+            return Ok(s);
+        }
+        let s = self.ensure_subject(account, sector)?;
+        store.sync_blocking()?;
+        Ok(s)
+    }
+
+    /// Creates the account's subject in `sector` unless it exists; not yet durable.
+    fn ensure_subject(&self, account: &AccountId, sector: SectorId) -> Result<String> {
         let store = &self.inner.store;
         if let Some(s) = store.subject(account, sector)? {
             return Ok(s);
@@ -371,6 +385,11 @@ impl Sessiond {
             _ => NEVER,
         };
         let _g = self.lock(&new.account);
+        // The pairwise subject Connect clients will name this account by: written before the
+        // session, made durable by the same sync.
+        if let Some(a) = &app {
+            self.ensure_subject(&new.account, a.sector)?;
+        }
         let session = Session {
             id: SessionId(secrets::random()),
             account: new.account,

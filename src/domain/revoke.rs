@@ -195,7 +195,7 @@ impl Sessiond {
     }
 
     /// Revokes one session (logout, an administrator's or the user's choice). `Ok(false)`
-    /// if it was not alive.
+    /// if it was not alive. Either way, its state is durable when this returns.
     pub async fn revoke_session(&self, id: &SessionId, by: &str, reason: &str) -> Result<bool> {
         let store = self.store();
         let Some(s) = store.session(id)? else {
@@ -216,9 +216,10 @@ impl Sessiond {
                 false
             }
         };
-        if killed {
-            self.sync().await?;
-        }
+        // Also when it was already dead: a concurrent revocation of it may have written its
+        // tombstone without having made it durable yet, and "already revoked" may only be
+        // acknowledged once that is on disk.
+        self.sync().await?;
         Ok(killed)
     }
 }

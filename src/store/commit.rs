@@ -40,8 +40,19 @@ pub(super) struct GroupCommit {
     data_file: Option<Arc<DataFiles>>,
     state: Mutex<State>,
     /// The highest ticket known durable. Also bumped (to the same value) when a flush
-    /// fails, so waiters wake up and try themselves.
+    /// fails, so waiters wake up and see it.
     done: watch::Sender<u64>,
+    /// Set by the first failed flush, never cleared. After a failed `fsync` the kernel may
+    /// have dropped the dirty pages and a second `fsync` can succeed without writing them
+    /// (PostgreSQL's "fsyncgate"), so no write is acknowledged again until a restart
+    /// recovers from what is really on disk.
+    failed: std::sync::OnceLock<String>,
+}
+
+fn poisoned(why: &str) -> StoreError {
+    StoreError::Io(std::io::Error::other(format!(
+        "an earlier flush failed ({why}); no write can be acknowledged until sessiond restarts"
+    )))
 }
 
 impl GroupCommit {
@@ -67,6 +78,7 @@ impl GroupCommit {
             data_file,
             state: Mutex::new(State::default()),
             done: watch::channel(0).0,
+            failed: std::sync::OnceLock::new(),
         })
     }
 
@@ -78,7 +90,16 @@ impl GroupCommit {
 
     /// Flushes synchronously, outside the group (CLI, shutdown, benches).
     pub(super) fn flush_now(&self, db: &sled::Db) -> Result<()> {
-        flush(db, self.data_file.as_deref(), self.mode)
+        if let Some(why) = self.failed.get() {
+            return Err(poisoned(why));
+        }
+        flush(db, self.data_file.as_deref(), self.mode).inspect_err(|e| self.poison(e))
+    }
+
+    fn poison(&self, e: &StoreError) {
+        if self.failed.set(e.to_string()).is_ok() {
+            tracing::error!(error = %e, "flush failed: refusing to acknowledge any write until restarted");
+        }
     }
 
     pub(super) async fn sync(&self, db: &sled::Db) -> Result<()> {
@@ -92,8 +113,12 @@ impl GroupCommit {
             s.requested
         };
         loop {
+            // Covered by a flush that succeeded: durable, even if a later one failed.
             if *rx.borrow_and_update() >= ticket {
                 return Ok(());
+            }
+            if let Some(why) = self.failed.get() {
+                return Err(poisoned(why));
             }
             let lead = {
                 let mut s = self.lock();
@@ -124,7 +149,8 @@ impl GroupCommit {
                             return Ok(());
                         }
                         Err(e) => {
-                            // Wake the waiters: each retries (and reports) on its own.
+                            self.poison(&e);
+                            // Wake the waiters: each sees the failure.
                             self.done.send_modify(|_| {});
                             return Err(e);
                         }
@@ -229,6 +255,41 @@ mod tests {
         assert!(
             synced.is_subset(&on_disk) && on_disk.is_subset(&synced),
             "{synced:?} vs {on_disk:?}"
+        );
+    }
+
+    #[test]
+    fn after_a_failed_flush_nothing_is_acknowledged_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = sled::Config::new()
+            .path(dir.path())
+            .open()
+            .expect("open sled");
+        let mut gc = GroupCommit::new(dir.path(), Durability::Fsync).expect("group commit");
+        // fdatasync of a pipe fails (EINVAL): a stand-in for a disk that fails a flush.
+        let (pipe, _writer) = std::io::pipe().expect("pipe");
+        gc.data_file = Some(Arc::new(DataFiles {
+            log: File::from(std::os::fd::OwnedFd::from(pipe)),
+            blobs: dir.path().join("blobs"),
+            synced_blobs: Mutex::new(HashSet::new()),
+        }));
+        db.insert("k", "v").expect("insert");
+        let first = gc.flush_now(&db).expect_err("the flush fails");
+        assert!(!first.to_string().contains("earlier flush"), "{first}");
+        // The disk "recovers"; sessiond does not pretend it did.
+        gc.data_file = None;
+        let again = gc.flush_now(&db).expect_err("still refused");
+        assert!(
+            again.to_string().contains("an earlier flush failed"),
+            "{again}"
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let asynced = rt.block_on(gc.sync(&db)).expect_err("sync refused too");
+        assert!(
+            asynced.to_string().contains("an earlier flush failed"),
+            "{asynced}"
         );
     }
 }
