@@ -1323,6 +1323,7 @@ async fn idle_connections_over_the_cap_are_refused_and_the_server_recovers() {
 async fn a_flood_from_one_okta_token_is_429() {
     let w = world().await;
     let srv = &w.srv;
+    srv.clock.to_start_of_minute();
     let token = srv
         .api_token(&["okta.users.manage", "okta.sessions.read"], Some(2))
         .await;
@@ -1373,6 +1374,7 @@ async fn a_flood_from_one_credential_is_429_in_each_shape() {
     })
     .await;
     let srv = &w.srv;
+    srv.clock.to_start_of_minute();
     let too_many = "too many requests";
 
     // Flashback: three reads, then the revoke-all is refused.

@@ -79,18 +79,31 @@ impl Sessiond {
             .spawn()
             .expect("spawn sessiond");
         let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let base = loop {
-            let line = lines
-                .next()
-                .expect("sessiond exited before listening")
-                .expect("read stdout");
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest.split_whitespace().next().expect("address").to_owned();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Read (and keep draining) stdout on a thread, so a server that never prints its
+        // address fails the test after a deadline instead of hanging it.
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            for line in lines.by_ref().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let _ = tx.send(
+                        rest.split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    );
+                    break;
+                }
+            }
+            for _ in lines {}
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(b) => b,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("sessiond did not start listening within 30 s");
             }
         };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
         Sessiond {
             child: Some(child),
             base,

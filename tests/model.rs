@@ -9,8 +9,9 @@
 //! revoke-all reports and `Store::check` must agree with the model.
 //!
 //! `cargo test --test model` runs a bounded number of cases; `SESSIOND_SLOW_TESTS=1` runs
-//! many more and longer ones. Failures found by it become named tests at the end of this
-//! file.
+//! many more and longer ones (1,000 cases of up to 300 steps). A failure it finds is shrunk
+//! by proptest to a minimal sequence, which becomes a named test at the end of this file
+//! beside the fix (none has been found so far; the seed file is off on purpose).
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestRunner};

@@ -1982,6 +1982,7 @@ async fn okta_scopes_are_exact_and_rate_limits_are_per_token() {
         sessiond::http::Limits::default(),
     )
     .await;
+    srv.clock.to_start_of_minute();
     let user = s(&srv.account("olga").await, "id").to_owned();
     let idp = s(&srv.session(&user, None, "idp").await, "id").to_owned();
     let revoke = format!("/api/v1/users/{user}/sessions?oauthTokens=true");
@@ -2419,8 +2420,18 @@ async fn the_data_directory_is_0700_and_key_files_0600() {
 struct Binary {
     child: std::process::Child,
     base: String,
-    stdout: std::thread::JoinHandle<Vec<u8>>,
-    stderr: std::thread::JoinHandle<Vec<u8>>,
+    stdout: Option<std::thread::JoinHandle<Vec<u8>>>,
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+}
+
+/// A failing assertion must not leave the server running.
+impl Drop for Binary {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 impl Binary {
@@ -2481,8 +2492,8 @@ impl Binary {
         Binary {
             child,
             base,
-            stdout,
-            stderr,
+            stdout: Some(stdout),
+            stderr: Some(stderr),
         }
     }
 
@@ -2509,8 +2520,18 @@ impl Binary {
                 None => std::thread::sleep(std::time::Duration::from_millis(50)),
             }
         }
-        let out = self.stdout.join().expect("stdout reader");
-        let err = self.stderr.join().expect("stderr reader");
+        let out = self
+            .stdout
+            .take()
+            .expect("once")
+            .join()
+            .expect("stdout reader");
+        let err = self
+            .stderr
+            .take()
+            .expect("once")
+            .join()
+            .expect("stderr reader");
         (out, err, graceful)
     }
 }

@@ -24,6 +24,13 @@ impl TestClock {
     pub fn advance(&self, ms: i64) {
         self.offset_ms.fetch_add(ms, Ordering::SeqCst);
     }
+
+    /// Moves to one second past the start of a calendar minute, so a test of per-minute
+    /// windows (rate limits, the flood guard) cannot straddle two of them.
+    pub fn to_start_of_minute(&self) {
+        let into = self.now().rem_euclid(60_000);
+        self.advance(60_000 - into + 1_000);
+    }
 }
 
 impl Clock for TestClock {
