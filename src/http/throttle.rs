@@ -7,7 +7,6 @@
 use crate::model::Millis;
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 /// The headers that carry a credential in one of the shapes: a bearer or client JWT,
@@ -22,10 +21,8 @@ const CREDENTIAL_HEADERS: [&str; 5] = [
     "x-rownd-app-secret",
 ];
 
-/// Keys counted in one window at most. Counts are dropped when the minute turns, so the
-/// map is bounded by the requests of one minute; past this many distinct credentials in a
-/// minute, new ones are not counted (fail open rather than grow without bound).
-const MAX_KEYS: usize = 100_000;
+/// Counters per row of the sketch. Two rows of 2^14 `u32`s: 128 KiB, whatever the traffic.
+const SLOTS: usize = 1 << 14;
 
 /// What the guard decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,10 +34,24 @@ pub enum Verdict {
     },
 }
 
-#[derive(Default)]
+/// Counts per credential in a count-min sketch: each credential hash picks one counter in
+/// each of two rows, its count is the smaller of the two, and only the counters at that
+/// minimum are incremented (conservative update). Memory is fixed, so a flood of distinct
+/// credentials can neither grow it nor switch counting off; it can only raise the counters
+/// it shares with others by its own share (a spray of 100,000 one-off credentials a minute
+/// adds about 6 to each counter), and an attacker cannot aim at a victim's counters without
+/// the victim's credential. A count can only be overestimated, never under.
 pub struct Throttle {
-    /// (window start in epoch minutes, count per credential hash in that window).
-    window: Mutex<(i64, HashMap<[u8; 32], u32>)>,
+    /// (window start in epoch minutes, the two rows).
+    window: Mutex<(i64, Box<[[u32; SLOTS]; 2]>)>,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Throttle {
+            window: Mutex::new((i64::MIN, Box::new([[0; SLOTS]; 2]))),
+        }
+    }
 }
 
 impl Throttle {
@@ -65,22 +76,30 @@ impl Throttle {
             return Verdict::Allowed;
         }
         let key: [u8; 32] = h.finalize().into();
+        let slot = |i: usize| {
+            let b: [u8; 8] = key[i * 8..i * 8 + 8].try_into().expect("8 bytes");
+            (u64::from_le_bytes(b) as usize) % SLOTS
+        };
+        let (a, b) = (slot(0), slot(1));
         let minute = now.div_euclid(60_000);
         let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
         if w.0 != minute {
-            *w = (minute, HashMap::new());
+            w.0 = minute;
+            *w.1 = [[0; SLOTS]; 2];
         }
-        if w.1.len() >= MAX_KEYS && !w.1.contains_key(&key) {
-            return Verdict::Allowed;
-        }
-        let count = w.1.entry(key).or_insert(0);
-        if *count >= per_minute {
+        let rows = &mut w.1;
+        let count = rows[0][a].min(rows[1][b]);
+        if count >= per_minute {
             let left_ms = (minute + 1) * 60_000 - now;
             return Verdict::Refused {
                 retry_after_s: (left_ms.max(0) as u64).div_ceil(1000).max(1),
             };
         }
-        *count += 1;
+        for (row, i) in [(0, a), (1, b)] {
+            if rows[row][i] == count {
+                rows[row][i] = count + 1;
+            }
+        }
         Verdict::Allowed
     }
 }
@@ -126,5 +145,26 @@ mod tests {
         assert_eq!(t.check(&one, 1, 0), Verdict::Allowed);
         assert!(matches!(t.check(&one, 1, 0), Verdict::Refused { .. }));
         assert_eq!(t.check(&two, 1, 0), Verdict::Allowed);
+    }
+
+    #[test]
+    fn a_spray_of_credentials_neither_switches_counting_off_nor_locks_others_out() {
+        let t = Throttle::default();
+        let flooder = headers(&[("authorization", "Bearer flood")]);
+        let innocent = headers(&[("authorization", "Bearer innocent")]);
+        assert_eq!(t.check(&flooder, 50, 0), Verdict::Allowed);
+        for n in 0..100_000u32 {
+            let mut h = HeaderMap::new();
+            h.insert(
+                "authorization",
+                http::HeaderValue::from_str(&format!("Bearer spray-{n}")).expect("value"),
+            );
+            let _ = t.check(&h, 50, 1);
+        }
+        for _ in 0..49 {
+            let _ = t.check(&flooder, 50, 2);
+        }
+        assert!(matches!(t.check(&flooder, 50, 3), Verdict::Refused { .. }));
+        assert_eq!(t.check(&innocent, 50, 3), Verdict::Allowed);
     }
 }
