@@ -35,6 +35,8 @@ pub enum Command {
     /// Verify a stopped store: every record decodes and every index agrees with the
     /// records, both ways. Exit 0 if consistent, 1 if problems were found (each printed
     /// with its tree and key), 2 if the store cannot be opened (e.g. a server holds it).
+    /// It opens the store as `serve` does: sled may replay its log, and sessiond's
+    /// directories are made private; it changes no record.
     Check(CheckArgs),
 }
 

@@ -87,7 +87,7 @@ pub struct HubKey {
     kid: String,
 }
 
-const HUB_KEY_FILE: &str = "hub-signing-key.pem";
+pub const HUB_KEY_FILE: &str = "hub-signing-key.pem";
 
 impl HubKey {
     pub fn load_or_create(dir: &Path) -> std::io::Result<HubKey> {

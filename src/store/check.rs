@@ -75,17 +75,30 @@ fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
 
 type Entries = Vec<(sled::IVec, sled::IVec)>;
 
+/// The `meta` entry holding the SHA-256 of the admin token (written by `domain::admin`).
+const ADMIN_META_KEY: &[u8] = b"admin_token_sha256";
+
 impl Store {
     /// Verifies every record and every index of the store. An `Err` is a failure to read
     /// (the engine's own error); inconsistencies are in the report.
     pub fn check(&self) -> super::Result<Report> {
         let mut r = Report::default();
         let t = &self.t;
+        // Every session's seq and every watermark's `upto` came from sled's id generator,
+        // which must never go back: a new session with a seq at or below an old watermark
+        // would be born revoked. (Reading it consumes one id, which is harmless.)
+        let next_id = self.db.generate_id()?;
         let read = |r: &mut Report, name: &'static str, tree: &Tree| -> super::Result<Entries> {
             let all: Entries = tree.iter().collect::<Result<_, _>>()?;
             r.entries.push((name, all.len() as u64));
             Ok(all)
         };
+
+        for (k, v) in read(&mut r, "meta", &t.meta)? {
+            if k.as_ref() == ADMIN_META_KEY && v.len() != 32 {
+                r.problem("meta", &k, "the admin token's hash is not 32 bytes");
+            }
+        }
 
         // Applications and their anchor index.
         for (k, v) in read(&mut r, "apps", &t.apps)? {
@@ -112,7 +125,8 @@ impl Store {
         for (k, v) in read(&mut r, "app_anchors", &t.app_anchors)? {
             match self.t.apps.get(&v)? {
                 Some(bytes) => {
-                    if let Some(app) = decoded::<Application>(&mut r, "apps", &v, &bytes)
+                    // An undecodable application is reported by the pass over `apps`.
+                    if let Ok(app) = dec::<Application>("apps", &v, &bytes)
                         && app.anchor.as_str().as_bytes() != k.as_ref()
                     {
                         r.problem(
@@ -174,7 +188,7 @@ impl Store {
                     r.problem(name, &k, format!("points at missing account {id}"));
                     continue;
                 };
-                if let Some(a) = decoded::<Account>(&mut r, "accounts", &id.0, &bytes) {
+                if let Ok(a) = dec::<Account>("accounts", &id.0, &bytes) {
                     let own = if name == "account_logins" {
                         Some(a.login)
                     } else {
@@ -258,6 +272,13 @@ impl Store {
                     format!("belongs to missing application {}", app.0),
                 );
             }
+            if s.seq >= next_id {
+                r.problem(
+                    "sessions",
+                    &k,
+                    format!("seq {} is not below the id generator ({next_id})", s.seq),
+                );
+            }
             if !t
                 .by_account
                 .contains_key(keys::by_account(&s.account, s.app, s.seq, &s.id))?
@@ -333,7 +354,15 @@ impl Store {
                 }
                 _ => r.problem("markers", &k, "key is not account ‖ scope ‖ kind"),
             }
-            decoded::<Marker>(&mut r, "markers", &k, &v);
+            if let Some(m) = decoded::<Marker>(&mut r, "markers", &k, &v)
+                && m.upto >= next_id
+            {
+                r.problem(
+                    "markers",
+                    &k,
+                    format!("upto {} is not below the id generator ({next_id})", m.upto),
+                );
+            }
         }
         for (k, v) in read(&mut r, "devices", &t.devices)? {
             let Some(account) = k.get(..AccountId::LEN).and_then(account_id) else {
@@ -377,7 +406,8 @@ impl Store {
         id: &SessionId,
     ) -> super::Result<Option<Session>> {
         match self.t.sessions.get(id.0)? {
-            Some(bytes) => Ok(decoded(r, "sessions", &id.0, &bytes)),
+            // An undecodable session is reported once, by the pass over `sessions`.
+            Some(bytes) => Ok(dec("sessions", &id.0, &bytes).ok()),
             None => {
                 r.problem(tree, key, format!("points at missing session {id}"));
                 Ok(None)
@@ -431,7 +461,7 @@ mod tests {
             account: account.id,
             app: None,
             kind: SessionKind::Idp,
-            seq: 9,
+            seq: s.next_seq().expect("seq"),
             device: DeviceInfo::default(),
             method: "admin".into(),
             created: 1,
@@ -472,7 +502,10 @@ mod tests {
             .expect("remove");
         let ghost = SessionId([8; 16]);
         s.t.by_account
-            .insert(keys::by_account(&account.id, None, 10, &ghost), &[])
+            .insert(
+                keys::by_account(&account.id, None, session.seq + 1, &ghost),
+                &[],
+            )
             .expect("insert");
         let orphan = TokenRecord {
             session: ghost,
@@ -516,5 +549,31 @@ mod tests {
         );
         assert!(has("markers [") && has("does not decode"), "{text:#?}");
         assert_eq!(r.problem_count, 5, "{text:#?}");
+    }
+
+    #[test]
+    fn a_watermark_ahead_of_the_id_generator_is_named() {
+        let (_d, s) = store();
+        let (account, _) = fixture(&s);
+        let m = Marker {
+            upto: u64::MAX / 2,
+            except: None,
+            revocation: Revocation {
+                at: 1,
+                by: "test".into(),
+                reason: "test".into(),
+            },
+        };
+        s.apply_revocation(&account.id, &[(Scope::NoApp, SessionKind::Idp, m)], false)
+            .expect("revoke");
+        let r = s.check().expect("check");
+        assert_eq!(r.problem_count, 1, "{:?}", r.problems);
+        assert!(
+            r.problems[0]
+                .to_string()
+                .contains("is not below the id generator"),
+            "{:?}",
+            r.problems
+        );
     }
 }

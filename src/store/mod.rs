@@ -137,10 +137,23 @@ fn get<T: DeserializeOwned>(tree: &Tree, name: &'static str, key: &[u8]) -> Resu
     }
 }
 
+/// What sessiond keeps in a data directory: sled's directory and the hub signing key.
+const DATA_DIR_ENTRIES: [&str; 2] = ["store", crate::domain::jwt::HUB_KEY_FILE];
+
 /// Creates `dir` if missing and leaves it to its owner alone (0700 on Unix): it holds token
 /// hashes and the hub signing key. A directory that already existed with a looser mode (made
-/// by `mkdir` under the usual umask, or by an older sessiond) is tightened, not trusted.
-fn private_dir(dir: &Path) -> Result<()> {
+/// by `mkdir` under the usual umask, or by an older sessiond) is tightened, not trusted —
+/// when it is sessiond's: new, or holding nothing but sessiond's own entries. Any other
+/// directory (`--data ~` by mistake, a shared folder) is left as it is, with a warning:
+/// changing the mode of a directory sessiond does not own would be a surprise.
+fn private_dir(dir: &Path, always_ours: bool) -> Result<()> {
+    let ours = always_ours
+        || !dir.exists()
+        || std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .all(|e| DATA_DIR_ENTRIES.iter().any(|own| e.file_name() == *own))
+        });
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -150,7 +163,13 @@ fn private_dir(dir: &Path) -> Result<()> {
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir)?.permissions().mode();
-        if mode & 0o077 != 0 {
+        if mode & 0o077 != 0 && !ours {
+            tracing::warn!(
+                dir = %dir.display(),
+                "the data directory is readable by others and holds files that are not \
+                 sessiond's; leaving its mode alone (sessiond's own files in it are private)"
+            );
+        } else if mode & 0o077 != 0 {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700)).map_err(
                 |e| {
                     std::io::Error::new(
@@ -170,8 +189,9 @@ impl Store {
     /// instead of waiting.
     pub fn open(dir: &Path, opts: &StoreOptions) -> Result<Store> {
         let sled_dir = dir.join("store");
-        private_dir(dir)?;
-        private_dir(&sled_dir)?;
+        private_dir(dir, false)?;
+        // sled's own directory is sessiond's whatever it holds.
+        private_dir(&sled_dir, true)?;
         let db = sled::Config::new()
             .path(&sled_dir)
             .cache_capacity(opts.cache_bytes)
@@ -659,6 +679,27 @@ mod tests {
             Err(StoreError::Locked(..)) => {}
             Err(other) => panic!("expected Locked, got {other}"),
             Ok(_) => panic!("a second open succeeded"),
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_that_is_not_sessiond_s_keeps_its_mode_on_every_start() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().expect("tempdir");
+        let home = d.path().join("home");
+        std::fs::create_dir(&home).expect("mkdir");
+        std::fs::write(home.join("notes.txt"), "mine").expect("write");
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+        for _ in 0..2 {
+            drop(Store::open(&home, &StoreOptions::default()).expect("open"));
+            assert_eq!(
+                mode(&home),
+                0o755,
+                "a directory sessiond does not own was changed"
+            );
+            assert_eq!(mode(&home.join("store")), 0o700);
         }
     }
 }
