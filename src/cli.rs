@@ -1,4 +1,4 @@
-//! The command line: `sessiond serve`, `demo`, `conformance`, `check`. Parsing and wiring only; the
+//! The command line: `sessiond serve`, `demo`, `conformance`, `check`, `bench`. Parsing and wiring only; the
 //! server is `http::serve`, the rules are in `domain`.
 
 use crate::domain::{self, Config, NewAccount, NewApp, NewSession, Sessiond, SystemClock};
@@ -38,6 +38,11 @@ pub enum Command {
     /// It opens the store as `serve` does: sled may replay its log, and sessiond's
     /// directories are made private; it changes no record.
     Check(CheckArgs),
+    /// Benchmark revoke-all of one shape against an implementation at a base URL (this
+    /// one, or any that speaks the shape and the conformance suite's provisioning protocol):
+    /// seeds a data set, runs each concurrency for a fixed time, and reports throughput and
+    /// latency percentiles as a table, JSON and SVG. BENCHMARKS.md shows how it is used.
+    Bench(sessiond_loadgen::Args),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -101,6 +106,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             std::process::exit(code);
         }
         Command::Check(args) => std::process::exit(check(&args)),
+        Command::Bench(args) => {
+            let clean = sessiond_loadgen::run(args, &mut std::io::stdout()).await?;
+            anyhow::ensure!(clean, "some requests got an unexpected answer (see above)");
+            Ok(())
+        }
     }
 }
 

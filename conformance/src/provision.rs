@@ -99,6 +99,17 @@ impl Provisioner {
         .await
     }
 
+    /// An account with no password or email (the load generator's: argon2id for 100,000
+    /// accounts would take longer than the benchmark). PROVISIONING.md: both are optional.
+    pub async fn create_account_without_password(&self, login: &str) -> anyhow::Result<Value> {
+        self.call(
+            reqwest::Method::POST,
+            "/accounts",
+            Some(json!({"login": login})),
+        )
+        .await
+    }
+
     pub async fn create_session(
         &self,
         account: &str,
