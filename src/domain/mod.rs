@@ -1,5 +1,5 @@
 //! Sessions: issue, check, refresh, and the revoke-all variants of the five shapes. Returns
-//! typed outcomes (`Revoked { refresh_tokens }`, `TokenCheck::Revoked`), never HTTP statuses;
+//! typed outcomes (`Revoked`, `Counted { refresh_tokens }`, `TokenCheck::Revoked`), never HTTP statuses;
 //! each shape in `http/` decides how an outcome looks on its wire.
 //!
 //! The revocation model. A revoke-all writes one *watermark* per (account, scope, kind):

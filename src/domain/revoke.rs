@@ -6,16 +6,26 @@
 use super::{Error, Result, SessionState, Sessiond};
 use crate::model::*;
 
-/// What a revoke-all did. "Nothing to revoke" is `Ok` with zeros; each shape decides what
-/// that looks like on its wire.
+/// What a revoke-all did. "Nothing to revoke" is `Ok` too; each shape decides what that
+/// looks like on its wire.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Revoked {
+    /// What died, counted only where the contract answers a count (Connect's
+    /// `revokedCount`): counting reads every session of the pair, the one part of a
+    /// revoke-all whose cost grows with the number of sessions. The others write their
+    /// watermarks and are done, whatever the pair holds.
+    pub counted: Option<Counted>,
+    /// Remembered devices / factors cleared.
+    pub devices_forgotten: usize,
+}
+
+/// The exact count of what a revoke-all killed, read under the account's lock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counted {
     /// Live sessions that died.
     pub sessions: usize,
     /// Live refresh-token families (one per session) that died.
     pub refresh_tokens: usize,
-    /// Remembered devices / factors cleared.
-    pub devices_forgotten: usize,
 }
 
 /// One revoke-all: which scopes and kinds die, who survives, whether devices are forgotten.
@@ -25,6 +35,8 @@ struct Plan<'a> {
     targets: Vec<(Scope, SessionKind)>,
     except: Option<SessionId>,
     forget_devices: bool,
+    /// Whether the answer needs the exact count of what dies (see `Revoked::counted`).
+    count: bool,
 }
 
 impl Sessiond {
@@ -42,40 +54,11 @@ impl Sessiond {
                 _ => return Err(Error::CallerRevoked),
             }
         }
-        // Count what is alive now and will die: exact, because the lock keeps issues and
-        // refreshes of this account out until the watermarks are written. Only the pairs
-        // the plan names are read.
-        let mut out = Revoked::default();
-        let mut pairs: Vec<Option<Option<AppKey>>> = Vec::new();
-        for (scope, _) in &plan.targets {
-            let p = match scope {
-                Scope::NoApp => Some(None),
-                Scope::App(a) => Some(Some(*a)),
-                Scope::AllApps => None,
-            };
-            if !pairs.contains(&p) {
-                pairs.push(p);
-            }
-        }
-        if pairs.contains(&None) {
-            pairs = vec![None];
-        }
-        for pair in pairs {
-            for s in store.sessions_of(account, pair)? {
-                let covered = plan.targets.iter().any(|(scope, kind)| {
-                    *kind == s.kind
-                        && match scope {
-                            Scope::NoApp => s.app.is_none(),
-                            Scope::App(a) => s.app == Some(*a),
-                            Scope::AllApps => s.app.is_some(),
-                        }
-                });
-                if covered && plan.except != Some(s.id) && self.state(&s)? == SessionState::Active {
-                    out.sessions += 1;
-                    out.refresh_tokens += usize::from(s.has_refresh);
-                }
-            }
-        }
+        let counted = if plan.count {
+            Some(self.count_live(account, &plan)?)
+        } else {
+            None
+        };
         let upto = store.next_seq()?;
         let revocation = Revocation {
             at: self.now(),
@@ -97,7 +80,48 @@ impl Sessiond {
                 )
             })
             .collect();
-        out.devices_forgotten = store.apply_revocation(account, &markers, plan.forget_devices)?;
+        let devices_forgotten = store.apply_revocation(account, &markers, plan.forget_devices)?;
+        Ok(Revoked {
+            counted,
+            devices_forgotten,
+        })
+    }
+
+    /// What is alive now and would die under `plan`: exact, because the caller holds the
+    /// account's lock, which keeps issues and refreshes of this account out until the
+    /// watermarks are written. Only the pairs the plan names are read.
+    fn count_live(&self, account: &AccountId, plan: &Plan<'_>) -> Result<Counted> {
+        let mut out = Counted::default();
+        let mut pairs: Vec<Option<Option<AppKey>>> = Vec::new();
+        for (scope, _) in &plan.targets {
+            let p = match scope {
+                Scope::NoApp => Some(None),
+                Scope::App(a) => Some(Some(*a)),
+                Scope::AllApps => None,
+            };
+            if !pairs.contains(&p) {
+                pairs.push(p);
+            }
+        }
+        if pairs.contains(&None) {
+            pairs = vec![None];
+        }
+        for pair in pairs {
+            for s in self.store().sessions_of(account, pair)? {
+                let covered = plan.targets.iter().any(|(scope, kind)| {
+                    *kind == s.kind
+                        && match scope {
+                            Scope::NoApp => s.app.is_none(),
+                            Scope::App(a) => s.app == Some(*a),
+                            Scope::AllApps => s.app.is_some(),
+                        }
+                });
+                if covered && plan.except != Some(s.id) && self.state(&s)? == SessionState::Active {
+                    out.sessions += 1;
+                    out.refresh_tokens += usize::from(s.has_refresh);
+                }
+            }
+        }
         Ok(out)
     }
 
@@ -119,21 +143,24 @@ impl Sessiond {
             ),
             except: None,
             forget_devices: false,
+            count: false,
         };
         self.revoke_all_durably(account, plan).await
     }
 
     /// Connect `revoke-all`: the account's refresh tokens issued for `app` (its login and
     /// OAuth sessions); `refresh_tokens` is the exact `revokedCount`.
-    pub async fn connect_revoke_all(&self, app: AppKey, account: &AccountId) -> Result<Revoked> {
+    pub async fn connect_revoke_all(&self, app: AppKey, account: &AccountId) -> Result<Counted> {
         let plan = Plan {
             by: "connect.revoke_all",
             reason: "revoke-all by the application",
             targets: app_kinds(app, &[SessionKind::Login, SessionKind::Oauth]),
             except: None,
             forget_devices: false,
+            count: true,
         };
-        self.revoke_all_durably(account, plan).await
+        let r = self.revoke_all_durably(account, plan).await?;
+        Ok(r.counted.expect("a plan with `count` is counted"))
     }
 
     /// Flashback `sessions/revoke-all`: every session of the user in the token's
@@ -148,6 +175,7 @@ impl Sessiond {
             ),
             except: None,
             forget_devices: false,
+            count: false,
         };
         self.revoke_all_durably(account, plan).await
     }
@@ -167,6 +195,7 @@ impl Sessiond {
             targets: app_kinds(app, &[SessionKind::Login]),
             except: current,
             forget_devices: false,
+            count: false,
         };
         self.revoke_all_durably(account, plan).await
     }
@@ -190,6 +219,7 @@ impl Sessiond {
             targets,
             except: None,
             forget_devices,
+            count: false,
         };
         self.revoke_all_durably(account, plan).await
     }
