@@ -105,6 +105,27 @@ where
         .collect())
 }
 
+/// A provisioning call, tried up to three times: a keep-alive connection the target closed
+/// while idle fails the next request sent on it, which is not the target refusing. (A
+/// session created twice is harmless: a pair with one more live session.)
+async fn retried<F, Fut>(f: F) -> anyhow::Result<Value>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Value>>,
+{
+    let mut last = None;
+    for attempt in 0..3u64 {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+        }
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.expect("three attempts were made"))
+}
+
 fn field(v: &Value, name: &str) -> Option<String> {
     v[name].as_str().map(str::to_owned)
 }
@@ -157,7 +178,7 @@ async fn create_sessions(
         let calls = calls.clone();
         async move {
             let (account, app) = &calls[i];
-            prov.create_session(account, Some(app), kind).await
+            retried(|| prov.create_session(account, Some(app), kind)).await
         }
     })
     .await?;
@@ -203,7 +224,7 @@ pub async fn seed(prov: &Arc<Provisioner>, spec: &Spec) -> anyhow::Result<Datase
         let prov = prov.clone();
         let login = format!("lg{run_id}-user{i}");
         async move {
-            let v = prov.create_account_without_password(&login).await?;
+            let v = retried(|| prov.create_account_without_password(&login)).await?;
             field(&v, "id").context("account answer has no `id`")
         }
     })
