@@ -304,6 +304,32 @@ pub struct Marker {
     pub revocation: Revocation,
 }
 
+/// The watermarks of one (account, scope), at most one per session kind, kept under one key
+/// so that a revoke-all of one scope is a single-key write. (A sled 0.34 transaction writes
+/// the log out with `sync_file_range` before it commits, and holds a store-wide lock while
+/// it does: a revoke-all in a transaction costs a disk write even when nothing waits for it.)
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopeMarkers {
+    pub by_kind: Vec<(SessionKind, Marker)>,
+}
+
+impl ScopeMarkers {
+    pub fn get(&self, kind: SessionKind) -> Option<&Marker> {
+        self.by_kind
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, m)| m)
+    }
+
+    /// Sets `kind`'s watermark, replacing the one it had.
+    pub fn set(&mut self, kind: SessionKind, m: Marker) {
+        match self.by_kind.iter_mut().find(|(k, _)| *k == kind) {
+            Some(slot) => slot.1 = m,
+            None => self.by_kind.push((kind, m)),
+        }
+    }
+}
+
 /// Where a marker applies, within one account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {

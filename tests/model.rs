@@ -19,7 +19,7 @@ use sessiond::domain::{
     Clock, Config, NewAccount, NewApp, NewSession, Refreshed, SessionState, Sessiond, TokenCheck,
 };
 use sessiond::model::*;
-use sessiond::store::{Durability, Store, StoreOptions};
+use sessiond::store::{Durability, Store, StoreError, StoreOptions};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
@@ -217,15 +217,24 @@ struct Sut {
 }
 
 fn open(dir: &std::path::Path, clock: Arc<ManualClock>) -> Sessiond {
-    let store = Store::open(
-        dir,
-        &StoreOptions {
-            cache_bytes: 4 << 20,
-            // Close-and-reopen, not power loss, is what this test exercises.
-            durability: Durability::Flush,
-        },
-    )
-    .expect("open store");
+    let opts = StoreOptions {
+        cache_bytes: 4 << 20,
+        // Close-and-reopen, not power loss, is what this test exercises.
+        durability: Durability::Flush,
+    };
+    // sled releases its directory lock when the last handle of its file goes, and some go
+    // with deferred (epoch-based) frees a little after the store is dropped: a reopen in the
+    // same process may find the lock still held for a moment. A second process never does.
+    let mut tries = 0;
+    let store = loop {
+        match Store::open(dir, &opts) {
+            Err(StoreError::Locked(..)) if tries < 500 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => break other.expect("open store"),
+        }
+    };
     Sessiond::new(store, Config::default(), clock).expect("service")
 }
 

@@ -237,6 +237,7 @@ pub fn codec(data: &[u8]) {
     round_trip::<Session>(data);
     round_trip::<TokenRecord>(data);
     round_trip::<Marker>(data);
+    round_trip::<ScopeMarkers>(data);
     round_trip::<Application>(data);
     round_trip::<Account>(data);
     round_trip::<RowndKey>(data);
@@ -323,10 +324,6 @@ impl Reader<'_> {
         }
     }
 
-    fn kind(&mut self) -> SessionKind {
-        SessionKind::ALL[usize::from(self.byte() % 4)]
-    }
-
     /// Short text (0 to 15 bytes, lossily UTF-8), so that two tuples often share a prefix.
     fn text(&mut self) -> String {
         let len = usize::from(self.byte() % 16).min(self.0.len());
@@ -345,7 +342,6 @@ struct KeyParts {
     session: SessionId,
     expires: i64,
     scope: Scope,
-    kind: SessionKind,
     sector: SectorId,
     subject: String,
     jti_app: AppKey,
@@ -362,7 +358,6 @@ impl KeyParts {
             session: r.session(),
             expires: r.num() as i64,
             scope: r.scope(),
-            kind: r.kind(),
             sector: SectorId(r.num()),
             subject: r.text(),
             jti_app: AppKey(r.num()),
@@ -433,11 +428,10 @@ pub fn keys(data: &[u8]) {
         assert_eq!(k[..8], (p.expires.max(0) as u64).to_be_bytes());
         assert_eq!(k[8..], p.session.0);
 
-        let k = keys::marker(&p.account, p.scope, p.kind);
-        assert_eq!(k.len(), AccountId::LEN + 8 + 1);
+        let k = keys::marker(&p.account, p.scope);
+        assert_eq!(k.len(), keys::MARKER_KEY_LEN);
         assert_eq!(k[..AccountId::LEN], p.account.0);
         assert_eq!(k[AccountId::LEN..][..8], p.scope_num().to_be_bytes());
-        assert_eq!(k[AccountId::LEN + 8], p.kind.code());
 
         let k = keys::app(p.jti_app);
         assert_eq!(AppKey(u64::from_be_bytes(k)), p.jti_app);
@@ -477,10 +471,10 @@ pub fn keys(data: &[u8]) {
     );
     same_order(
         "markers",
-        &keys::marker(&a.account, a.scope, a.kind),
-        &keys::marker(&b.account, b.scope, b.kind),
-        (a.account, a.scope_num(), a.kind.code()),
-        (b.account, b.scope_num(), b.kind.code()),
+        &keys::marker(&a.account, a.scope),
+        &keys::marker(&b.account, b.scope),
+        (a.account, a.scope_num()),
+        (b.account, b.scope_num()),
     );
     same_order(
         "apps",

@@ -336,32 +336,31 @@ impl Store {
 
         // Watermarks, devices, API tokens, client-JWT replay entries.
         for (k, v) in read(&mut r, "markers", &t.markers)? {
-            let account = k.get(..AccountId::LEN).and_then(account_id);
-            let kind_ok = k.len() == AccountId::LEN + 9
-                && [
-                    SessionKind::Idp,
-                    SessionKind::Login,
-                    SessionKind::Oauth,
-                    SessionKind::Pat,
-                ]
-                .iter()
-                .any(|kind| kind.code() == k[AccountId::LEN + 8]);
-            match account {
-                Some(a) if kind_ok => {
+            match k.get(..AccountId::LEN).and_then(account_id) {
+                Some(a) if k.len() == keys::MARKER_KEY_LEN => {
                     if !t.accounts.contains_key(a.0)? {
                         r.problem("markers", &k, format!("belongs to missing account {a}"));
                     }
                 }
-                _ => r.problem("markers", &k, "key is not account ‖ scope ‖ kind"),
+                _ => r.problem("markers", &k, "key is not account ‖ scope"),
             }
-            if let Some(m) = decoded::<Marker>(&mut r, "markers", &k, &v)
-                && m.upto >= next_id
-            {
-                r.problem(
-                    "markers",
-                    &k,
-                    format!("upto {} is not below the id generator ({next_id})", m.upto),
-                );
+            let Some(all) = decoded::<ScopeMarkers>(&mut r, "markers", &k, &v) else {
+                continue;
+            };
+            for (i, (kind, m)) in all.by_kind.iter().enumerate() {
+                if all.by_kind[..i].iter().any(|(k2, _)| k2 == kind) {
+                    r.problem("markers", &k, format!("two watermarks of kind {kind:?}"));
+                }
+                if m.upto >= next_id {
+                    r.problem(
+                        "markers",
+                        &k,
+                        format!(
+                            "{kind:?} upto {} is not below the id generator ({next_id})",
+                            m.upto
+                        ),
+                    );
+                }
             }
         }
         for (k, v) in read(&mut r, "devices", &t.devices)? {
@@ -524,10 +523,7 @@ mod tests {
             .insert("bob", &AccountId::from_random([6; 17]).0)
             .expect("insert");
         s.t.markers
-            .insert(
-                keys::marker(&account.id, Scope::NoApp, SessionKind::Idp),
-                &[1, 0, 0][..],
-            )
+            .insert(keys::marker(&account.id, Scope::NoApp), &[1, 0, 0][..])
             .expect("insert");
         let r = s.check().expect("check");
         let text: Vec<String> = r.problems.iter().map(|p| p.to_string()).collect();

@@ -2,7 +2,7 @@
 //! order, and composite keys are fixed-width so that a prefix scan over (account) or
 //! (account, application) returns exactly that account's or pair's entries.
 
-use crate::model::{AccountId, AppKey, Scope, SectorId, SessionId, SessionKind};
+use crate::model::{AccountId, AppKey, Scope, SectorId, SessionId};
 
 /// The application part of a key for an optional application: 0 = none (identity provider).
 /// So application key 0 is reserved, as is `u64::MAX` (every application, in
@@ -50,19 +50,26 @@ pub fn by_expiry(expires: i64, id: &SessionId) -> Vec<u8> {
     k
 }
 
-/// `markers`: account ‖ scope ‖ kind.
-pub fn marker(account: &AccountId, scope: Scope, kind: SessionKind) -> Vec<u8> {
+/// `markers`: account ‖ scope (0 no application, `u64::MAX` all, else the app key); the
+/// value holds that scope's watermark of each session kind (`ScopeMarkers`).
+pub fn marker(account: &AccountId, scope: Scope) -> Vec<u8> {
     let scope = match scope {
         Scope::NoApp => 0,
         Scope::App(a) => a.0,
         Scope::AllApps => u64::MAX,
     };
-    let mut k = Vec::with_capacity(29);
+    let mut k = Vec::with_capacity(MARKER_KEY_LEN);
     k.extend_from_slice(&account.0);
     k.extend_from_slice(&scope.to_be_bytes());
-    k.push(kind.code());
     k
 }
+
+/// The length of a `markers` key.
+pub const MARKER_KEY_LEN: usize = AccountId::LEN + 8;
+
+/// The length of a `markers` key of the layout before `ScopeMarkers` (account ‖ scope ‖
+/// kind, a `Marker` each), which `Store::open` migrates.
+pub const OLD_MARKER_KEY_LEN: usize = MARKER_KEY_LEN + 1;
 
 /// `subject_owners`: sector ‖ subject text.
 pub fn subject_owner(sector: SectorId, subject: &str) -> Vec<u8> {

@@ -13,7 +13,7 @@
 //! - `by_account`: account ‖ app ‖ seq ‖ session → () (by account, by (account, app))
 //! - `tokens`: SHA-256(token) → TokenRecord
 //! - `by_expiry`: expires ‖ session → () (for sweeping)
-//! - `markers`: account ‖ scope ‖ kind → Marker (revoke-all watermarks)
+//! - `markers`: account ‖ scope → ScopeMarkers (revoke-all watermarks, one per kind)
 //! - `devices`: account ‖ device id → RememberedDevice
 //! - `api_tokens`: SHA-256(token) → ApiToken
 //! - `jtis`: app ‖ jti → expiry (client-JWT replay detection)
@@ -108,6 +108,18 @@ pub struct Store {
     t: Trees,
     dir: PathBuf,
     commit: commit::GroupCommit,
+}
+
+impl Drop for Store {
+    /// Writes out what sled still buffers before its handle goes, so that a clean close
+    /// leaves nothing to replay and sled's background writes are done before the data
+    /// directory can be opened again in this process. Best effort: an acknowledged write
+    /// was made durable long before.
+    fn drop(&mut self) {
+        if let Err(e) = self.db.flush() {
+            tracing::warn!(error = %e, "flushing the store at close failed");
+        }
+    }
 }
 
 fn enc<T: Serialize>(tree: &'static str, v: &T) -> Result<Vec<u8>> {
@@ -227,12 +239,75 @@ impl Store {
             jtis: open("jtis")?,
         };
         let commit = commit::GroupCommit::new(&sled_dir, opts.durability)?;
-        Ok(Store {
+        let store = Store {
             db,
             t,
             dir: dir.to_owned(),
             commit,
-        })
+        };
+        if store.migrate_markers()? > 0 {
+            store.sync_blocking()?;
+        }
+        Ok(store)
+    }
+
+    /// Rewrites watermarks of the layout before `ScopeMarkers` (one key per account, scope
+    /// and kind) into one key per account and scope, in one transaction. Returns how many
+    /// old entries there were.
+    fn migrate_markers(&self) -> Result<usize> {
+        let mut old = Vec::new();
+        let mut merged: std::collections::BTreeMap<Vec<u8>, ScopeMarkers> = Default::default();
+        for kv in self.t.markers.iter() {
+            let (k, v) = kv?;
+            if k.len() != keys::OLD_MARKER_KEY_LEN {
+                continue;
+            }
+            let kind = match k[keys::MARKER_KEY_LEN] {
+                0 => SessionKind::Idp,
+                1 => SessionKind::Login,
+                2 => SessionKind::Oauth,
+                3 => SessionKind::Pat,
+                _ => {
+                    return Err(StoreError::Corrupt {
+                        tree: "markers",
+                        key: hex_encode(&k),
+                        detail: "an old-layout key with an unknown session kind".into(),
+                    });
+                }
+            };
+            let m: Marker = dec("markers", &k, &v)?;
+            let new_key = k[..keys::MARKER_KEY_LEN].to_vec();
+            let entry = match merged.entry(new_key) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let current = get::<ScopeMarkers>(&self.t.markers, "markers", e.key())?;
+                    e.insert(current.unwrap_or_default())
+                }
+            };
+            entry.set(kind, m);
+            old.push(k);
+        }
+        if old.is_empty() {
+            return Ok(0);
+        }
+        let encoded: Vec<(Vec<u8>, Vec<u8>)> = merged
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), enc("markers", v)?)))
+            .collect::<Result<_>>()?;
+        self.t.markers.transaction(|mk| {
+            for k in &old {
+                mk.remove(k)?;
+            }
+            for (k, v) in &encoded {
+                mk.insert(k.as_slice(), v.clone())?;
+            }
+            Ok::<(), ConflictableTransactionError<StoreError>>(())
+        })?;
+        tracing::info!(
+            entries = old.len(),
+            "migrated revoke-all watermarks to one key per scope"
+        );
+        Ok(old.len())
     }
 
     /// The data directory (sessiond's own files sit beside sled's `store/`).
@@ -553,25 +628,45 @@ impl Store {
         scope: Scope,
         kind: SessionKind,
     ) -> Result<Option<Marker>> {
-        get(
-            &self.t.markers,
-            "markers",
-            &keys::marker(account, scope, kind),
-        )
+        let all: Option<ScopeMarkers> =
+            get(&self.t.markers, "markers", &keys::marker(account, scope))?;
+        Ok(all.and_then(|m| m.get(kind).cloned()))
     }
 
-    /// Writes a revoke-all in one transaction: its watermarks and, if asked, the removal
-    /// of the account's remembered devices. Returns how many devices were removed.
+    /// Writes a revoke-all: its watermarks and, if asked, the removal of the account's
+    /// remembered devices, atomically. Returns how many devices were removed.
+    ///
+    /// The caller holds the account's lock (no other write to this account's watermarks
+    /// can come between the read of the current ones and the write). Watermarks of one
+    /// scope, without devices, are one key: a plain insert, atomic on its own and without
+    /// the cost of a sled transaction. Anything more is one transaction.
     pub fn apply_revocation(
         &self,
         account: &AccountId,
         markers: &[(Scope, SessionKind, Marker)],
         forget_devices: bool,
     ) -> Result<usize> {
-        let encoded: Vec<(Vec<u8>, Vec<u8>)> = markers
+        let mut scopes: Vec<(Scope, ScopeMarkers)> = Vec::new();
+        for (scope, kind, m) in markers {
+            let at = match scopes.iter().position(|(s, _)| s == scope) {
+                Some(i) => i,
+                None => {
+                    let current: Option<ScopeMarkers> =
+                        get(&self.t.markers, "markers", &keys::marker(account, *scope))?;
+                    scopes.push((*scope, current.unwrap_or_default()));
+                    scopes.len() - 1
+                }
+            };
+            scopes[at].1.set(*kind, m.clone());
+        }
+        let encoded: Vec<(Vec<u8>, Vec<u8>)> = scopes
             .iter()
-            .map(|(scope, kind, m)| Ok((keys::marker(account, *scope, *kind), enc("markers", m)?)))
+            .map(|(scope, m)| Ok((keys::marker(account, *scope), enc("markers", m)?)))
             .collect::<Result<_>>()?;
+        if !forget_devices && let [(k, v)] = encoded.as_slice() {
+            self.t.markers.insert(k.as_slice(), v.as_slice())?;
+            return Ok(0);
+        }
         let device_keys: Vec<sled::IVec> = if forget_devices {
             self.t
                 .devices
@@ -662,6 +757,93 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("sessions"), "{text}");
         assert!(text.contains(&"01".repeat(16)), "{text}");
+    }
+
+    fn watermark(upto: u64, by: &str) -> Marker {
+        Marker {
+            upto,
+            except: None,
+            revocation: Revocation {
+                at: 1,
+                by: by.into(),
+                reason: "test".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn one_scope_is_one_key_and_its_kinds_keep_each_other() {
+        let (_d, s) = store();
+        let a = AccountId::from_random([3; 17]);
+        let p = Scope::App(AppKey(7));
+        let both = [
+            (p, SessionKind::Login, watermark(5, "first")),
+            (p, SessionKind::Pat, watermark(5, "first")),
+        ];
+        s.apply_revocation(&a, &both, false).expect("revoke");
+        // A later revoke of one kind of the same scope leaves the other kind's watermark.
+        s.apply_revocation(
+            &a,
+            &[(p, SessionKind::Login, watermark(9, "second"))],
+            false,
+        )
+        .expect("revoke");
+        assert_eq!(s.t.markers.len(), 1);
+        let get = |scope, kind| s.marker(&a, scope, kind).expect("read");
+        assert_eq!(get(p, SessionKind::Login), Some(watermark(9, "second")));
+        assert_eq!(get(p, SessionKind::Pat), Some(watermark(5, "first")));
+        assert_eq!(get(p, SessionKind::Oauth), None);
+        assert_eq!(get(Scope::AllApps, SessionKind::Login), None);
+        // Two scopes: both written (one transaction).
+        s.apply_revocation(
+            &a,
+            &[
+                (Scope::NoApp, SessionKind::Idp, watermark(11, "okta")),
+                (Scope::AllApps, SessionKind::Oauth, watermark(11, "okta")),
+            ],
+            false,
+        )
+        .expect("revoke");
+        assert_eq!(s.t.markers.len(), 3);
+        assert_eq!(
+            get(Scope::NoApp, SessionKind::Idp),
+            Some(watermark(11, "okta"))
+        );
+        assert_eq!(
+            get(Scope::AllApps, SessionKind::Oauth),
+            Some(watermark(11, "okta"))
+        );
+    }
+
+    #[test]
+    fn watermarks_of_the_old_layout_are_migrated_at_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = AccountId::from_random([4; 17]);
+        let p = Scope::App(AppKey(7));
+        {
+            let s = Store::open(dir.path(), &StoreOptions::default()).expect("open");
+            // Written as sessiond wrote them before: account ‖ scope ‖ kind → Marker, next
+            // to a new-layout key of the same scope.
+            for (kind, m) in [
+                (SessionKind::Login, watermark(3, "old-login")),
+                (SessionKind::Oauth, watermark(4, "old-oauth")),
+            ] {
+                let mut k = keys::marker(&a, p);
+                k.push(kind.code());
+                s.t.markers
+                    .insert(k, enc("markers", &m).expect("enc"))
+                    .expect("insert");
+            }
+            s.apply_revocation(&a, &[(p, SessionKind::Pat, watermark(2, "new-pat"))], false)
+                .expect("revoke");
+            s.sync_blocking().expect("flush");
+        }
+        let s = Store::open(dir.path(), &StoreOptions::default()).expect("reopen");
+        assert_eq!(s.t.markers.len(), 1, "the old keys are gone");
+        let get = |kind| s.marker(&a, p, kind).expect("read");
+        assert_eq!(get(SessionKind::Login), Some(watermark(3, "old-login")));
+        assert_eq!(get(SessionKind::Oauth), Some(watermark(4, "old-oauth")));
+        assert_eq!(get(SessionKind::Pat), Some(watermark(2, "new-pat")));
     }
 
     #[test]
