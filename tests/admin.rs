@@ -246,3 +246,112 @@ async fn a_second_server_on_the_same_directory_is_refused() {
         .expect("the directory is locked");
     assert!(err.to_string().contains("in use"), "{err}");
 }
+
+#[tokio::test]
+async fn a_session_batch_is_all_or_nothing_and_answers_in_order() {
+    let srv = Server::start().await;
+    srv.app("chat").await;
+    srv.app("mail").await;
+    let alice = s(&srv.account("alice").await, "id").to_owned();
+    let bob = s(&srv.account("bob").await, "id").to_owned();
+    let sessions_of = |id: String| {
+        let srv = &srv;
+        async move {
+            let a = srv
+                .admin(
+                    Method::GET,
+                    &format!("/admin/v1/accounts/{id}/sessions"),
+                    None,
+                )
+                .await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+            a.json()["sessions"].as_array().expect("sessions").len()
+        }
+    };
+    // A bad entry anywhere in the batch: the documented error, and nothing created.
+    for (bad, status) in [
+        (
+            json!({"account": "00uunknownunknown123", "kind": "idp"}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({"account": bob, "kind": "login", "application": "nope"}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({"account": bob, "kind": "login"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"account": bob, "kind": "weird"}),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let body = json!({"sessions": [
+            {"account": alice, "kind": "login", "application": "chat"},
+            bad,
+        ]});
+        let a = srv
+            .admin(Method::POST, "/admin/v1/sessions/batch", Some(body))
+            .await;
+        assert_eq!(a.status, status, "{bad}: {}", a.text());
+        assert!(a.json()["message"].is_string(), "{}", a.text());
+    }
+    assert_eq!(sessions_of(alice.clone()).await, 0);
+    assert_eq!(sessions_of(bob.clone()).await, 0);
+    for n in [0, 501] {
+        let entry = json!({"account": alice, "kind": "idp"});
+        let body = json!({"sessions": vec![entry; n]});
+        let a = srv
+            .admin(Method::POST, "/admin/v1/sessions/batch", Some(body))
+            .await;
+        assert_admin_error(&a, StatusCode::BAD_REQUEST, "invalid_request");
+    }
+
+    let asked = [
+        (&alice, Some("chat"), "login"),
+        (&bob, Some("mail"), "oauth"),
+        (&alice, None, "idp"),
+        (&bob, Some("chat"), "pat"),
+        (&alice, Some("chat"), "login"),
+    ];
+    let body = json!({"sessions": asked.iter().map(|(account, app, kind)| {
+        let mut e = json!({"account": account, "kind": kind});
+        if let Some(app) = app {
+            e["application"] = json!(app);
+        }
+        e
+    }).collect::<Vec<_>>()});
+    let a = srv
+        .admin(Method::POST, "/admin/v1/sessions/batch", Some(body))
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    let answers = a.json()["sessions"].as_array().expect("sessions").clone();
+    assert_eq!(answers.len(), asked.len());
+    for ((account, app, kind), v) in asked.iter().zip(&answers) {
+        assert_eq!(v["account"], json!(account), "{v}");
+        assert_eq!(v["application"], json!(app), "{v}");
+        assert_eq!(v["kind"], json!(kind), "{v}");
+        assert_eq!(v["state"], "active");
+        // What a single `POST /sessions` answers for the kind, and it works.
+        match *kind {
+            "login" => {
+                for t in ["access_token", "refresh_token", "login_token", "hub_jwt"] {
+                    assert!(v[t].is_string(), "{t} in {v}");
+                }
+                assert!(srv.is_active(s(v, "refresh_token")).await);
+                assert!(srv.is_active(s(v, "login_token")).await);
+            }
+            "oauth" => assert!(srv.is_active(s(v, "access_token")).await),
+            "pat" => assert!(srv.is_active(s(v, "personal_access_token")).await),
+            _ => assert_eq!(srv.session_state(s(v, "id")).await, "active"),
+        }
+    }
+    // One pairwise subject per (account, sector), shared by the batch and later sessions.
+    assert_eq!(answers[0]["subject"], answers[4]["subject"]);
+    assert!(answers[0]["subject"].is_string());
+    let later = srv.session(&alice, Some("chat"), "oauth").await;
+    assert_eq!(later["subject"], answers[0]["subject"]);
+    assert_eq!(sessions_of(alice.clone()).await, 4);
+    assert_eq!(sessions_of(bob.clone()).await, 2);
+}

@@ -123,6 +123,53 @@ impl Provisioner {
         self.call(reqwest::Method::POST, "/sessions", Some(b)).await
     }
 
+    /// Creates several sessions in one call (`POST /sessions/batch`, optional in
+    /// PROVISIONING.md): `Ok(None)` if the target does not have the call (404 or 405), so
+    /// the caller creates them one at a time instead.
+    pub async fn create_sessions(
+        &self,
+        entries: &[(&str, Option<&str>, &str)],
+    ) -> anyhow::Result<Option<Vec<Value>>> {
+        let sessions: Vec<Value> = entries
+            .iter()
+            .map(|(account, app, kind)| {
+                let mut b = json!({"account": account, "kind": kind});
+                if let Some(a) = app {
+                    b["application"] = json!(a);
+                }
+                b
+            })
+            .collect();
+        let url = format!("{}{}/sessions/batch", self.base, self.prefix);
+        let r = self
+            .http
+            .post(&url)
+            .bearer_auth(&self.token)
+            .json(&json!({ "sessions": sessions }))
+            .send()
+            .await
+            .map_err(|e| ProvisioningError(format!("POST {url}: {e}")))?;
+        let status = r.status();
+        if status == reqwest::StatusCode::NOT_FOUND
+            || status == reqwest::StatusCode::METHOD_NOT_ALLOWED
+        {
+            return Ok(None);
+        }
+        let text = r.text().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!(ProvisioningError(format!("POST {url}: {status} {text}")));
+        }
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|e| ProvisioningError(format!("POST {url}: answer is not JSON: {e}")))?;
+        match v["sessions"].as_array() {
+            Some(items) if items.len() == entries.len() => Ok(Some(items.clone())),
+            _ => bail!(ProvisioningError(format!(
+                "POST {url}: the answer's `sessions` is not an array of {} answers",
+                entries.len()
+            ))),
+        }
+    }
+
     pub async fn create_api_token(
         &self,
         scopes: &[String],

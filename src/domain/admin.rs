@@ -217,6 +217,11 @@ impl Sessiond {
         self.issue(new).await
     }
 
+    /// Creates many sessions at once: all or none (see `issue_many`).
+    pub async fn create_sessions(&self, batch: Vec<NewSession>) -> Result<Vec<Issued>> {
+        self.issue_many(batch).await
+    }
+
     /// Creates an organisation-wide API token; returns it with its only plaintext copy.
     pub async fn create_api_token(
         &self,

@@ -23,7 +23,7 @@ pub use ratelimit::RateDecision;
 pub use revoke::*;
 
 use crate::model::*;
-use crate::store::{Store, StoreError};
+use crate::store::{NewRecords, NewSubject, Store, StoreError};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +101,14 @@ impl Clock for SystemClock {
 }
 
 const LOCK_STRIPES: usize = 512;
+
+fn stripe(account: &AccountId) -> usize {
+    let h = account
+        .0
+        .iter()
+        .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(*b as usize));
+    h % LOCK_STRIPES
+}
 
 /// The service: a cheap `Clone` handle over the store, keys and settings.
 #[derive(Clone)]
@@ -204,14 +212,26 @@ impl Sessiond {
     }
 
     fn lock(&self, account: &AccountId) -> MutexGuard<'_, ()> {
-        let h = account
-            .0
-            .iter()
-            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(*b as usize));
+        self.lock_stripe(stripe(account))
+    }
+
+    fn lock_stripe(&self, i: usize) -> MutexGuard<'_, ()> {
         // The guarded value is `()`: a panic while held leaves nothing inconsistent.
-        self.inner.locks[h % LOCK_STRIPES]
+        self.inner.locks[i]
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The locks of several accounts, taken in stripe order. Every other caller holds one
+    /// stripe at a time, so this order cannot deadlock with them or with itself.
+    fn lock_all<'a>(
+        &self,
+        accounts: impl Iterator<Item = &'a AccountId>,
+    ) -> Vec<MutexGuard<'_, ()>> {
+        let mut stripes: Vec<usize> = accounts.map(stripe).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        stripes.into_iter().map(|i| self.lock_stripe(i)).collect()
     }
 
     /// Makes everything written so far durable (group commit); see `store::Durability`.
@@ -348,101 +368,158 @@ impl Sessiond {
 
     /// Creates a session and the credentials its kind implies, durably.
     pub async fn issue(&self, new: NewSession) -> Result<Issued> {
-        let issued = self.issue_now(new)?;
+        let mut issued = self.issue_now(vec![new])?;
+        self.sync().await?;
+        Ok(issued.pop().expect("one session asked, one issued"))
+    }
+
+    /// Creates many sessions at once (bulk provisioning): all or none, in one write made
+    /// durable by one sync. Answers in the order asked.
+    pub async fn issue_many(&self, batch: Vec<NewSession>) -> Result<Vec<Issued>> {
+        let issued = self.issue_now(batch)?;
         self.sync().await?;
         Ok(issued)
     }
 
-    fn issue_now(&self, new: NewSession) -> Result<Issued> {
+    fn issue_now(&self, batch: Vec<NewSession>) -> Result<Vec<Issued>> {
         let store = &self.inner.store;
         let now = self.now();
-        let app = match new.app {
-            Some(k) => Some(store.app(k)?.ok_or(Error::NotFound("application"))?),
-            None => None,
-        };
-        if store.account(&new.account)?.is_none() {
-            return Err(Error::NotFound("account"));
+        let cfg = &self.inner.config;
+        // Everything is checked before anything is written: a bad entry writes nothing.
+        let mut apps: std::collections::HashMap<AppKey, Application> = Default::default();
+        let mut accounts: std::collections::HashSet<AccountId> = Default::default();
+        let mut plans = Vec::with_capacity(batch.len());
+        for new in batch {
+            let app = match new.app {
+                Some(k) => Some(match apps.get(&k) {
+                    Some(a) => a.clone(),
+                    None => {
+                        let a = store.app(k)?.ok_or(Error::NotFound("application"))?;
+                        apps.insert(k, a.clone());
+                        a
+                    }
+                }),
+                None => None,
+            };
+            if !accounts.contains(&new.account) {
+                if store.account(&new.account)?.is_none() {
+                    return Err(Error::NotFound("account"));
+                }
+                accounts.insert(new.account);
+            }
+            match (new.kind, &app) {
+                (SessionKind::Idp, Some(_)) => {
+                    return Err(Error::Invalid(
+                        "an identity-provider session belongs to no application".into(),
+                    ));
+                }
+                (SessionKind::Login | SessionKind::Oauth | SessionKind::Pat, None) => {
+                    return Err(Error::Invalid(format!(
+                        "a `{}` session needs an application",
+                        new.kind.as_str()
+                    )));
+                }
+                _ => {}
+            }
+            let expires = match (new.kind, &app) {
+                (SessionKind::Idp, _) => now + cfg.idp_ttl_ms,
+                (SessionKind::Login, Some(a)) => {
+                    now + a.login_expiration_days as Millis * 86_400_000
+                }
+                (SessionKind::Oauth, _) => now + cfg.oauth_ttl_ms,
+                _ => NEVER,
+            };
+            plans.push((new, app, expires));
         }
-        match (new.kind, &app) {
-            (SessionKind::Idp, Some(_)) => {
-                return Err(Error::Invalid(
-                    "an identity-provider session belongs to no application".into(),
+        let _g = self.lock_all(plans.iter().map(|(new, _, _)| &new.account));
+        // The pairwise subjects Connect clients will name these accounts by: written with
+        // the sessions, in the same transaction.
+        let mut subjects: Vec<(AccountId, SectorId, String)> = Vec::new();
+        for (new, app, _) in &plans {
+            if let Some(a) = app
+                && !subjects
+                    .iter()
+                    .any(|(acc, sec, _)| *acc == new.account && *sec == a.sector)
+                && store.subject(&new.account, a.sector)?.is_none()
+            {
+                subjects.push((
+                    new.account,
+                    a.sector,
+                    format!("sub_{}", secrets::new_token()),
                 ));
             }
-            (SessionKind::Login | SessionKind::Oauth | SessionKind::Pat, None) => {
-                return Err(Error::Invalid(format!(
-                    "a `{}` session needs an application",
-                    new.kind.as_str()
-                )));
-            }
-            _ => {}
         }
-        let cfg = &self.inner.config;
-        let expires = match (new.kind, &app) {
-            (SessionKind::Idp, _) => now + cfg.idp_ttl_ms,
-            (SessionKind::Login, Some(a)) => now + a.login_expiration_days as Millis * 86_400_000,
-            (SessionKind::Oauth, _) => now + cfg.oauth_ttl_ms,
-            _ => NEVER,
-        };
-        let _g = self.lock(&new.account);
-        // The pairwise subject Connect clients will name this account by: written before the
-        // session, made durable by the same sync.
-        if let Some(a) = &app {
-            self.ensure_subject(&new.account, a.sector)?;
-        }
-        let session = Session {
-            id: SessionId(secrets::random()),
-            account: new.account,
-            app: new.app,
-            kind: new.kind,
-            seq: store.next_seq()?,
-            device: new.device,
-            method: new.method,
-            created: now,
-            last_used: now,
-            expires,
-            has_refresh: matches!(new.kind, SessionKind::Login | SessionKind::Oauth),
-            revoked: None,
-        };
-        let mut issued = Issued {
-            session: session.clone(),
-            access_token: None,
-            access_expires: None,
-            refresh_token: None,
-            login_token: None,
-            personal_access_token: None,
-            hub_jwt: None,
-        };
-        let mut minted = Minted::new(session.id, now);
-        match session.kind {
-            SessionKind::Idp => {}
-            SessionKind::Pat => {
-                let t = secrets::new_token();
-                minted.add(TokenKind::Pat, &t, NEVER);
-                issued.personal_access_token = Some(t);
-            }
-            SessionKind::Login | SessionKind::Oauth => {
-                let app = app
-                    .as_ref()
-                    .expect("checked above: app sessions have an app");
-                let (access, hub, access_exp) = self.mint_access(&session, app, &mut minted);
-                issued.access_token = Some(access);
-                issued.hub_jwt = Some(hub);
-                issued.access_expires = Some(access_exp);
-                let refresh = secrets::new_token();
-                minted.add(TokenKind::Refresh, &refresh, expires);
-                issued.refresh_token = Some(refresh);
-                if session.kind == SessionKind::Login {
-                    let login = secrets::new_token();
-                    minted.add(TokenKind::Login, &login, expires);
-                    issued.login_token = Some(login);
+        let mut out = Vec::with_capacity(plans.len());
+        let mut records = Vec::with_capacity(plans.len());
+        for (new, app, expires) in plans {
+            let session = Session {
+                id: SessionId(secrets::random()),
+                account: new.account,
+                app: new.app,
+                kind: new.kind,
+                seq: store.next_seq()?,
+                device: new.device,
+                method: new.method,
+                created: now,
+                last_used: now,
+                expires,
+                has_refresh: matches!(new.kind, SessionKind::Login | SessionKind::Oauth),
+                revoked: None,
+            };
+            let mut issued = Issued {
+                session: session.clone(),
+                access_token: None,
+                access_expires: None,
+                refresh_token: None,
+                login_token: None,
+                personal_access_token: None,
+                hub_jwt: None,
+            };
+            let mut minted = Minted::new(session.id, now);
+            match session.kind {
+                SessionKind::Idp => {}
+                SessionKind::Pat => {
+                    let t = secrets::new_token();
+                    minted.add(TokenKind::Pat, &t, NEVER);
+                    issued.personal_access_token = Some(t);
+                }
+                SessionKind::Login | SessionKind::Oauth => {
+                    let app = app
+                        .as_ref()
+                        .expect("checked above: app sessions have an app");
+                    let (access, hub, access_exp) = self.mint_access(&session, app, &mut minted);
+                    issued.access_token = Some(access);
+                    issued.hub_jwt = Some(hub);
+                    issued.access_expires = Some(access_exp);
+                    let refresh = secrets::new_token();
+                    minted.add(TokenKind::Refresh, &refresh, expires);
+                    issued.refresh_token = Some(refresh);
+                    if session.kind == SessionKind::Login {
+                        let login = secrets::new_token();
+                        minted.add(TokenKind::Login, &login, expires);
+                        issued.login_token = Some(login);
+                    }
                 }
             }
+            records.push((session, minted.records));
+            out.push(issued);
         }
+        let subjects: Vec<NewSubject<'_>> = subjects
+            .iter()
+            .map(|(account, sector, subject)| NewSubject {
+                account,
+                sector: *sector,
+                subject,
+            })
+            .collect();
+        let records: Vec<NewRecords<'_>> = records
+            .iter()
+            .map(|(session, tokens)| NewRecords { session, tokens })
+            .collect();
         store
-            .insert_session(&session, &minted.records)
+            .insert_sessions(&subjects, &records)
             .map_err(Error::from_store)?;
-        Ok(issued)
+        Ok(out)
     }
 
     /// A new opaque access token and a hub JWT for a session; both expire together.

@@ -5,7 +5,9 @@
 //! Documented in docs/admin-api.md.
 
 use super::wire::{self, Req, Resp};
-use crate::domain::{Error, Introspection, NewAccount, NewApp, NewSession, SessionState, Sessiond};
+use crate::domain::{
+    Error, Introspection, Issued, NewAccount, NewApp, NewSession, SessionState, Sessiond,
+};
 use crate::model::*;
 use http::{Method, StatusCode};
 use serde::Deserialize;
@@ -73,6 +75,7 @@ pub async fn handle(state: &Sessiond, req: &Req) -> Resp {
         (&Method::POST, ["accounts", id, "devices"]) => add_device(state, req, id).await,
         (&Method::GET, ["accounts", id, "devices"]) => devices(state, id),
         (&Method::POST, ["sessions"]) => create_session(state, req).await,
+        (&Method::POST, ["sessions", "batch"]) => create_sessions(state, req).await,
         (&Method::GET, ["sessions", id]) => get_session(state, id),
         (&Method::DELETE, ["sessions", id]) => delete_session(state, id).await,
         (&Method::POST, ["api-tokens"]) => create_api_token(state, req).await,
@@ -354,28 +357,37 @@ struct CreateSession {
     device: Option<CreateDeviceInfo>,
 }
 
-async fn create_session(state: &Sessiond, req: &Req) -> Out {
-    let b: CreateSession = body(req)?;
+/// Most sessions one `POST /sessions/batch` creates: its body stays well under the 64 KiB
+/// body limit.
+const MAX_BATCH: usize = 500;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateSessions {
+    sessions: Vec<CreateSession>,
+}
+
+fn new_session(state: &Sessiond, b: CreateSession) -> Result<NewSession, Resp> {
     let account = account_of(state, &b.account)?;
     let app = match &b.application {
         Some(anchor) => Some(app_of(state, anchor)?),
         None => None,
     };
     let d = b.device.unwrap_or_default();
-    let issued = state
-        .create_session(NewSession {
-            account: account.id,
-            app: app.as_ref().map(|a| a.key),
-            kind: b.kind,
-            device: DeviceInfo {
-                label: d.label,
-                ip: d.ip,
-                user_agent: d.user_agent,
-            },
-            method: "admin".into(),
-        })
-        .await
-        .map_err(from_domain)?;
+    Ok(NewSession {
+        account: account.id,
+        app: app.as_ref().map(|a| a.key),
+        kind: b.kind,
+        device: DeviceInfo {
+            label: d.label,
+            ip: d.ip,
+            user_agent: d.user_agent,
+        },
+        method: "admin".into(),
+    })
+}
+
+fn issued_json(state: &Sessiond, issued: &Issued) -> Result<Value, Resp> {
     let mut v = session_json(state, &issued.session, &SessionState::Active)?;
     for (name, val) in [
         ("access_token", &issued.access_token),
@@ -391,7 +403,36 @@ async fn create_session(state: &Sessiond, req: &Req) -> Out {
     if let Some(exp) = issued.access_expires {
         v["access_expires_at"] = json!(wire::iso_ms(exp));
     }
-    Ok((StatusCode::CREATED, v))
+    Ok(v)
+}
+
+async fn create_session(state: &Sessiond, req: &Req) -> Out {
+    let new = new_session(state, body(req)?)?;
+    let issued = state.create_session(new).await.map_err(from_domain)?;
+    Ok((StatusCode::CREATED, issued_json(state, &issued)?))
+}
+
+/// Bulk provisioning (the load generator's seeding): up to `MAX_BATCH` sessions, all or
+/// none, answered in the order asked.
+async fn create_sessions(state: &Sessiond, req: &Req) -> Out {
+    let b: CreateSessions = body(req)?;
+    if b.sessions.is_empty() || b.sessions.len() > MAX_BATCH {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            &format!("`sessions` takes 1 to {MAX_BATCH} entries"),
+        ));
+    }
+    let batch = b
+        .sessions
+        .into_iter()
+        .map(|s| new_session(state, s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let issued = state.create_sessions(batch).await.map_err(from_domain)?;
+    let items = issued
+        .iter()
+        .map(|i| issued_json(state, i))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((StatusCode::CREATED, json!({ "sessions": items })))
 }
 
 fn get_session(state: &Sessiond, id: &str) -> Out {

@@ -103,6 +103,20 @@ struct Trees {
     jtis: Tree,
 }
 
+/// A new session and its tokens, for `Store::insert_sessions`.
+pub struct NewRecords<'a> {
+    pub session: &'a Session,
+    pub tokens: &'a [(TokenHash, TokenRecord)],
+}
+
+/// A pairwise subject to record with new sessions, unless the account has one in the
+/// sector already.
+pub struct NewSubject<'a> {
+    pub account: &'a AccountId,
+    pub sector: SectorId,
+    pub subject: &'a str,
+}
+
 pub struct Store {
     db: sled::Db,
     t: Trees,
@@ -527,27 +541,76 @@ impl Store {
 
     /// Writes a new session, its index entries and its tokens in one transaction.
     pub fn insert_session(&self, s: &Session, tokens: &[(TokenHash, TokenRecord)]) -> Result<()> {
-        let value = enc("sessions", s)?;
-        let encoded: Vec<(TokenHash, Vec<u8>)> = tokens
+        self.insert_sessions(&[], &[NewRecords { session: s, tokens }])
+    }
+
+    /// Writes new sessions with their index entries and tokens, and the pairwise subjects
+    /// they need (each unless its account has one in that sector already), all in one
+    /// transaction: one commit for a whole batch, since every sled transaction seals the
+    /// log's buffer.
+    pub fn insert_sessions(
+        &self,
+        subjects: &[NewSubject<'_>],
+        sessions: &[NewRecords<'_>],
+    ) -> Result<()> {
+        struct Encoded {
+            id: [u8; 16],
+            value: Vec<u8>,
+            idx: Vec<u8>,
+            exp: Option<Vec<u8>>,
+            tokens: Vec<(TokenHash, Vec<u8>)>,
+        }
+        let encoded: Vec<Encoded> = sessions
             .iter()
-            .map(|(h, t)| Ok((*h, enc("tokens", t)?)))
+            .map(|n| {
+                let s = n.session;
+                Ok(Encoded {
+                    id: s.id.0,
+                    value: enc("sessions", s)?,
+                    idx: keys::by_account(&s.account, s.app, s.seq, &s.id),
+                    exp: (s.expires != NEVER).then(|| keys::by_expiry(s.expires, &s.id)),
+                    tokens: n
+                        .tokens
+                        .iter()
+                        .map(|(h, t)| Ok((*h, enc("tokens", t)?)))
+                        .collect::<Result<_>>()?,
+                })
+            })
             .collect::<Result<_>>()?;
-        let idx = keys::by_account(&s.account, s.app, s.seq, &s.id);
-        let exp = keys::by_expiry(s.expires, &s.id);
+        let subjects: Vec<(Vec<u8>, Vec<u8>, &NewSubject<'_>)> = subjects
+            .iter()
+            .map(|n| {
+                (
+                    keys::subject(n.account, n.sector),
+                    keys::subject_owner(n.sector, n.subject),
+                    n,
+                )
+            })
+            .collect();
         (
             &self.t.sessions,
             &self.t.by_account,
             &self.t.tokens,
             &self.t.by_expiry,
+            &self.t.subjects,
+            &self.t.subject_owners,
         )
-            .transaction(|(sessions, by_account, toks, by_expiry)| {
-                sessions.insert(&s.id.0, value.clone())?;
-                by_account.insert(idx.as_slice(), &[])?;
-                if s.expires != NEVER {
-                    by_expiry.insert(exp.as_slice(), &[])?;
+            .transaction(|(sessions, by_account, toks, by_expiry, subs, owners)| {
+                for (fwd, rev, n) in &subjects {
+                    if subs.get(fwd.as_slice())?.is_none() {
+                        subs.insert(fwd.as_slice(), n.subject.as_bytes())?;
+                        owners.insert(rev.as_slice(), &n.account.0)?;
+                    }
                 }
-                for (h, v) in &encoded {
-                    toks.insert(&h.0, v.clone())?;
+                for e in &encoded {
+                    sessions.insert(&e.id, e.value.clone())?;
+                    by_account.insert(e.idx.as_slice(), &[])?;
+                    if let Some(exp) = &e.exp {
+                        by_expiry.insert(exp.as_slice(), &[])?;
+                    }
+                    for (h, v) in &e.tokens {
+                        toks.insert(&h.0, v.clone())?;
+                    }
                 }
                 Ok(())
             })?;

@@ -65,10 +65,12 @@ pub fn progress(len: u64, what: &str) -> ProgressBar {
 }
 
 /// Runs `f` over `0..n` with at most `parallel` calls in flight; fails on the first error.
+/// Call `i` advances the progress bar by `weight(i)`.
 async fn for_each<T, F, Fut>(
     n: usize,
     parallel: usize,
     pb: &ProgressBar,
+    weight: impl Fn(usize) -> u64,
     f: F,
 ) -> anyhow::Result<Vec<T>>
 where
@@ -90,13 +92,13 @@ where
         while let Some(done) = set.try_join_next() {
             let (i, r) = done.context("a provisioning task panicked")?;
             out[i] = Some(r?);
-            pb.inc(1);
+            pb.inc(weight(i));
         }
     }
     while let Some(done) = set.join_next().await {
         let (i, r) = done.context("a provisioning task panicked")?;
         out[i] = Some(r?);
-        pb.inc(1);
+        pb.inc(weight(i));
     }
     pb.finish_and_clear();
     Ok(out
@@ -108,10 +110,10 @@ where
 /// A provisioning call, tried up to three times: a keep-alive connection the target closed
 /// while idle fails the next request sent on it, which is not the target refusing. (A
 /// session created twice is harmless: a pair with one more live session.)
-async fn retried<F, Fut>(f: F) -> anyhow::Result<Value>
+async fn retried<T, F, Fut>(f: F) -> anyhow::Result<T>
 where
     F: Fn() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Value>>,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
 {
     let mut last = None;
     for attempt in 0..3u64 {
@@ -136,6 +138,30 @@ fn tokens_of(v: &Value) -> PairTokens {
         login: field(v, "login_token"),
         refresh: field(v, "refresh_token"),
     }
+}
+
+/// Sessions per `POST /sessions/batch` (sessiond takes up to 500).
+const BATCH: usize = 250;
+/// Batches in flight at once: each is a large write on the target, so a few suffice.
+const BATCH_PARALLEL: usize = 4;
+
+fn batch_len(total: usize, i: usize) -> usize {
+    BATCH.min(total - i * BATCH)
+}
+
+/// Batch `i` of the calls, in one request; `None` if the target lacks the batch call.
+async fn batch(
+    prov: &Provisioner,
+    calls: &[(String, String)],
+    i: usize,
+    kind: &str,
+) -> anyhow::Result<Option<Vec<Value>>> {
+    let chunk = &calls[i * BATCH..i * BATCH + batch_len(calls.len(), i)];
+    let entries: Vec<(&str, Option<&str>, &str)> = chunk
+        .iter()
+        .map(|(account, app)| (account.as_str(), Some(app.as_str()), kind))
+        .collect();
+    retried(|| prov.create_sessions(&entries)).await
 }
 
 /// What sessions to create, where.
@@ -173,15 +199,57 @@ async fn create_sessions(
             .collect(),
     );
     let pb = progress(calls.len() as u64, what);
-    let answers = for_each(calls.len(), parallel, &pb, |i| {
-        let prov = prov.clone();
-        let calls = calls.clone();
-        async move {
-            let (account, app) = &calls[i];
-            retried(|| prov.create_session(account, Some(app), kind)).await
+    let batches = (calls.len() > 1).then(|| calls.len().div_ceil(BATCH));
+    let batched = match batches {
+        Some(n) => {
+            // The first batch says whether the target has the batch call at all.
+            let first = batch(prov, &calls, 0, kind).await?;
+            match first {
+                Some(first) => {
+                    pb.inc(first.len() as u64);
+                    let rest = for_each(
+                        n - 1,
+                        parallel.clamp(1, BATCH_PARALLEL),
+                        &pb,
+                        |i| batch_len(calls.len(), i + 1) as u64,
+                        |i| {
+                            let prov = prov.clone();
+                            let calls = calls.clone();
+                            async move {
+                                batch(&prov, &calls, i + 1, kind)
+                                    .await?
+                                    .context("the batch call went away")
+                            }
+                        },
+                    )
+                    .await?;
+                    Some(std::iter::once(first).chain(rest).flatten().collect())
+                }
+                None => None,
+            }
         }
-    })
-    .await?;
+        None => None,
+    };
+    let answers: Vec<Value> = match batched {
+        Some(a) => a,
+        None => {
+            for_each(
+                calls.len(),
+                parallel,
+                &pb,
+                |_| 1,
+                |i| {
+                    let prov = prov.clone();
+                    let calls = calls.clone();
+                    async move {
+                        let (account, app) = &calls[i];
+                        retried(|| prov.create_session(account, Some(app), kind)).await
+                    }
+                },
+            )
+            .await?
+        }
+    };
     let mut out = Vec::with_capacity(units.len());
     for chunk in answers.chunks(sessions_per_pair.max(1)) {
         let t = tokens_of(&chunk[0]);
@@ -220,15 +288,26 @@ pub async fn seed(prov: &Arc<Provisioner>, spec: &Spec) -> anyhow::Result<Datase
     }
     let pb = progress(spec.accounts as u64, "accounts");
     let run_id = spec.run_id.clone();
-    let accounts = for_each(spec.accounts, spec.parallel, &pb, |i| {
-        let prov = prov.clone();
-        let login = format!("lg{run_id}-user{i}");
-        async move {
-            let v = retried(|| prov.create_account_without_password(&login)).await?;
-            field(&v, "id").context("account answer has no `id`")
-        }
-    })
+    let accounts = for_each(
+        spec.accounts,
+        spec.parallel,
+        &pb,
+        |_| 1,
+        |i| {
+            let prov = prov.clone();
+            let login = format!("lg{run_id}-user{i}");
+            async move {
+                let v = retried(|| prov.create_account_without_password(&login)).await?;
+                field(&v, "id").context("account answer has no `id`")
+            }
+        },
+    )
     .await?;
+    eprintln!(
+        "created {} accounts in {:.1} s",
+        accounts.len(),
+        pb.elapsed().as_secs_f64()
+    );
     let units: Vec<usize> = (0..spec.accounts * spec.apps).collect();
     let how = Sessions {
         apps: &apps,
