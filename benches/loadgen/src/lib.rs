@@ -102,9 +102,10 @@ pub struct Args {
     pub no_fsync_probe: bool,
 }
 
-fn permutation(n: usize, seed: u64) -> Vec<usize> {
+/// The order a run draws its targets in: every unit once. splitmix64 drives a Fisher–Yates
+/// shuffle, reproducible from `--seed` (`sessiond-peers` draws the same order).
+pub fn permutation(n: usize, seed: u64) -> Vec<usize> {
     let mut v: Vec<usize> = (0..n).collect();
-    // splitmix64 drives a Fisher–Yates shuffle: reproducible from `--seed`.
     let mut state = seed;
     let mut next = || {
         state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);

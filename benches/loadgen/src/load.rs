@@ -75,8 +75,14 @@ pub struct Tally {
     pub ran_dry: bool,
 }
 
+impl Default for Tally {
+    fn default() -> Tally {
+        Tally::new()
+    }
+}
+
 impl Tally {
-    fn new() -> Tally {
+    pub fn new() -> Tally {
         Tally {
             ok: 0,
             errors: BTreeMap::new(),
@@ -85,7 +91,7 @@ impl Tally {
         }
     }
 
-    fn merge(&mut self, o: &Tally) {
+    pub fn merge(&mut self, o: &Tally) {
         self.ok += o.ok;
         for (k, v) in &o.errors {
             *self.errors.entry(k.clone()).or_default() += v;
