@@ -8,7 +8,8 @@
 #   PEERS_QUICK=1 bash benches/peers/run.sh   # a smoke run of a few seconds per system
 #
 # Environment: PEERS_ACCOUNTS, PEERS_APPS, PEERS_TOKENS_PER_PAIR, PEERS_CONCURRENCY (1,8,32),
-# PEERS_SECONDS, PEERS_REPEAT, PEERS_SEED, PEERS_OUT, PEERS_KEEP=1 (keep the data directories).
+# PEERS_SECONDS, PEERS_REPEAT, PEERS_SEED, PEERS_OUT, PEERS_KEEP=1 (keep the data directories),
+# SESSIOND_BIN and PEERS_BIN (use these binaries instead of building).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -44,10 +45,16 @@ if ((${#missing[@]})); then
         { apt-get update >/dev/null && apt-get install -y "${missing[@]}" >/dev/null; }
 fi
 
-say "building"
-cargo build --release -p sessiond -p sessiond-peers
-SESSIOND=$ROOT/target/release/sessiond
-PEERS=$ROOT/target/release/sessiond-peers
+# SESSIOND_BIN and PEERS_BIN name binaries built already (CI builds once for every step).
+if [[ -n "${SESSIOND_BIN:-}" && -n "${PEERS_BIN:-}" ]]; then
+    SESSIOND=$(realpath "$SESSIOND_BIN")
+    PEERS=$(realpath "$PEERS_BIN")
+else
+    say "building"
+    cargo build --release -p sessiond -p sessiond-peers
+    SESSIOND=$ROOT/target/release/sessiond
+    PEERS=$ROOT/target/release/sessiond-peers
+fi
 
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
