@@ -8,7 +8,7 @@ bin=${1:?usage: $0 path/to/sessiond [suite args...]}
 shift
 token="conformance-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 log=$(mktemp)
-"$bin" serve --ephemeral --listen 127.0.0.1:0 --admin-token "$token" >"$log" 2>&1 &
+"$bin" serve --ephemeral --listen 127.0.0.1:0 --admin-token="$token" >"$log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -f "$log"' EXIT
 base=""
@@ -19,4 +19,4 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 [ -n "$base" ] || { cat "$log"; echo "sessiond did not start listening within 10 s"; exit 3; }
-"$bin" conformance --target "$base" --admin-token "$token" "$@"
+"$bin" conformance --target "$base" --admin-token="$token" "$@"

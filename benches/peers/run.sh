@@ -125,7 +125,7 @@ SESSIOND_PORT=$(free_port)
 ADMIN_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 # The flood guard is per credential, and the load generator reuses each app's credential.
 "$SESSIOND" serve --listen "127.0.0.1:$SESSIOND_PORT" --data "$WORK/sessiond" \
-    --admin-token "$ADMIN_TOKEN" --credential-limit-per-minute 0 2>"$WORK/sessiond.log" &
+    --admin-token="$ADMIN_TOKEN" --credential-limit-per-minute 0 2>"$WORK/sessiond.log" &
 SESSIOND_PID=$!
 wait_for sessiond curl -fsS "http://127.0.0.1:$SESSIOND_PORT/healthz"
 
@@ -135,7 +135,7 @@ failed=()
 
 say "sessiond: $ACCOUNTS accounts × $APPS apps × $PER_PAIR, $REPEAT × ${SECONDS_PER_RUN} s at $CONCURRENCY"
 SECONDS=0
-"$SESSIOND" bench --target "http://127.0.0.1:$SESSIOND_PORT" --admin-token "$ADMIN_TOKEN" \
+"$SESSIOND" bench --target "http://127.0.0.1:$SESSIOND_PORT" --admin-token="$ADMIN_TOKEN" \
     --shape rownd --label "sessiond (fsync)" --sessions-per-pair "$PER_PAIR" "${COMMON[@]}" \
     --json "$OUT/sessiond.json" --svg "$OUT/sessiond.svg" | tee "$OUT/sessiond.md" ||
     failed+=(sessiond)

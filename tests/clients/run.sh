@@ -57,7 +57,7 @@ echo
 # SESSIOND_* in the caller's environment must not change the server under test.
 while read -r v; do unset "$v"; done < <(env | sed -n 's/^\(SESSIOND_[A-Z_]*\)=.*/\1/p')
 ADMIN_TOKEN=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(32))')
-"$BIN" serve --ephemeral --listen 127.0.0.1:0 --admin-token "$ADMIN_TOKEN" \
+"$BIN" serve --ephemeral --listen 127.0.0.1:0 --admin-token="$ADMIN_TOKEN" \
     >"$WORK/server.out" 2>"$WORK/server.err" &
 SERVER_PID=$!
 
@@ -89,7 +89,7 @@ set +e
     unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy OKTA_CLIENT_ORGURL OKTA_CLIENT_TOKEN
     HOME="$WORK/home" NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost \
         OKTA_TESTING_TESTINGDISABLEHTTPSCHECK=true PYTHONUNBUFFERED=1 \
-        timeout "$DRIVER_TIMEOUT" "$PY" "$HERE/drive.py" --base "$BASE" --admin-token "$ADMIN_TOKEN"
+        timeout "$DRIVER_TIMEOUT" "$PY" "$HERE/drive.py" --base "$BASE" --admin-token="$ADMIN_TOKEN"
 ) 2>"$WORK/driver.err" | tee "$WORK/driver.out"
 DRIVER_RC=${PIPESTATUS[0]}
 set -e
