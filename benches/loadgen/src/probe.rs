@@ -58,3 +58,21 @@ fn tempfile_in(dir: &Path) -> anyhow::Result<Scratch> {
         .open(&path)?;
     Ok(Scratch(f, path))
 }
+
+/// The probe off the async runtime, in `dir` (default: the system's temporary directory);
+/// `None`, with the reason on stderr, if it could not run. A failed probe never fails a
+/// benchmark: it only leaves the run without its disk-phase evidence.
+pub async fn fsync_probe_in(dir: Option<std::path::PathBuf>) -> Option<Probe> {
+    let dir = dir.unwrap_or_else(std::env::temp_dir);
+    match tokio::task::spawn_blocking(move || fsync_probe(&dir)).await {
+        Ok(Ok(p)) => Some(p),
+        Ok(Err(e)) => {
+            eprintln!("fsync probe failed: {e:#}");
+            None
+        }
+        Err(e) => {
+            eprintln!("fsync probe failed: {e}");
+            None
+        }
+    }
+}

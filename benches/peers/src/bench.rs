@@ -203,21 +203,7 @@ async fn fsync_probe(args: &Common) -> Option<probe::Probe> {
     if args.no_fsync_probe {
         return None;
     }
-    let dir = args
-        .fsync_probe_dir
-        .clone()
-        .unwrap_or_else(std::env::temp_dir);
-    match tokio::task::spawn_blocking(move || probe::fsync_probe(&dir)).await {
-        Ok(Ok(p)) => Some(p),
-        Ok(Err(e)) => {
-            eprintln!("fsync probe failed: {e:#}");
-            None
-        }
-        Err(e) => {
-            eprintln!("fsync probe failed: {e}");
-            None
-        }
-    }
+    probe::fsync_probe_in(args.fsync_probe_dir.clone()).await
 }
 
 /// Runs the benchmark and prints the table. `Ok(false)` when some revoke went wrong.
