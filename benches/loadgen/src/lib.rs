@@ -57,15 +57,6 @@ pub struct Args {
     /// Sessions of each (account, application) pair.
     #[arg(long, default_value_t = 2)]
     pub sessions_per_pair: usize,
-    /// Connections of the revoking workers, one run each (comma-separated).
-    #[arg(long, value_delimiter = ',', default_values_t = [1, 8, 32])]
-    pub concurrency: Vec<usize>,
-    /// Length of each timed run, in seconds.
-    #[arg(long, default_value_t = 5.0)]
-    pub seconds: f64,
-    /// Repetitions of each concurrency (interleaved: 1, 8, 32, 1, 8, 32, ...).
-    #[arg(long, default_value_t = 3)]
-    pub repeat: usize,
     /// A trivial endpoint measured over the same connections before each revoke run: the
     /// load generator's own ceiling on this machine. Empty to skip.
     #[arg(long, default_value = "/healthz")]
@@ -81,12 +72,29 @@ pub struct Args {
     /// Parallel provisioning calls while seeding and restoring.
     #[arg(long, default_value_t = 64)]
     pub seed_connections: usize,
-    /// Seed of the permutation the targets are drawn from.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
     /// Name of the system under test in the report (e.g. "sessiond fsync").
     #[arg(long, default_value = "target")]
     pub label: String,
+    #[command(flatten)]
+    pub schedule: Schedule,
+}
+
+/// When and how often to measure, and where the results go: the same for `sessiond bench`
+/// and `sessiond-peers`, so their reports line up.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Schedule {
+    /// Connections of the revoking workers, one run each (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 8, 32])]
+    pub concurrency: Vec<usize>,
+    /// Length of each timed run, in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// Repetitions of each concurrency (interleaved: 1, 8, 32, 1, 8, 32, ...).
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// Seed of the permutation the targets are drawn from.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
     /// Write the report as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -100,6 +108,45 @@ pub struct Args {
     /// Skip the fsync probe.
     #[arg(long)]
     pub no_fsync_probe: bool,
+}
+
+impl Schedule {
+    pub fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.concurrency.is_empty() && self.concurrency.iter().all(|&c| c > 0),
+            "--concurrency takes positive numbers"
+        );
+        anyhow::ensure!(
+            self.seconds > 0.0 && self.seconds.is_finite(),
+            "--seconds must be positive"
+        );
+        anyhow::ensure!(self.repeat > 0, "--repeat must be at least 1");
+        Ok(())
+    }
+
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs_f64(self.seconds)
+    }
+
+    /// The fsync probe, unless `--no-fsync-probe`.
+    pub async fn probe(&self) -> Option<probe::Probe> {
+        if self.no_fsync_probe {
+            return None;
+        }
+        probe::fsync_probe_in(self.fsync_probe_dir.clone()).await
+    }
+
+    /// Writes the report where `--json` and `--svg` say.
+    pub fn write(&self, rep: &report::Report) -> anyhow::Result<()> {
+        if let Some(p) = &self.json {
+            std::fs::write(p, serde_json::to_string_pretty(rep)?)
+                .with_context(|| format!("writing {}", p.display()))?;
+        }
+        if let Some(p) = &self.svg {
+            report::svg(rep, p).with_context(|| format!("drawing {}", p.display()))?;
+        }
+        Ok(())
+    }
 }
 
 /// The order a run draws its targets in: every unit once. splitmix64 drives a Fisher–Yates
@@ -121,13 +168,6 @@ pub fn permutation(n: usize, seed: u64) -> Vec<usize> {
     v
 }
 
-async fn probe(args: &Args) -> Option<probe::Probe> {
-    if args.no_fsync_probe {
-        return None;
-    }
-    probe::fsync_probe_in(args.fsync_probe_dir.clone()).await
-}
-
 /// Runs the benchmark; prints the table to `out`. `Ok(false)` when some request got an
 /// unexpected answer (the figures are printed anyway).
 pub async fn run(args: Args, out: &mut dyn std::io::Write) -> anyhow::Result<bool> {
@@ -135,15 +175,8 @@ pub async fn run(args: Args, out: &mut dyn std::io::Write) -> anyhow::Result<boo
         args.accounts > 0 && args.apps > 0 && args.sessions_per_pair > 0,
         "--accounts, --apps and --sessions-per-pair must be at least 1"
     );
-    anyhow::ensure!(
-        !args.concurrency.is_empty() && args.concurrency.iter().all(|&c| c > 0),
-        "--concurrency takes positive numbers"
-    );
-    anyhow::ensure!(
-        args.seconds > 0.0 && args.seconds.is_finite(),
-        "--seconds must be positive"
-    );
-    anyhow::ensure!(args.repeat > 0, "--repeat must be at least 1");
+    let sched = &args.schedule;
+    sched.check()?;
     let target = load::Target::parse(&args.target).context("--target")?;
     let prov = Arc::new(Provisioner {
         http: reqwest::Client::builder()
@@ -153,7 +186,7 @@ pub async fn run(args: Args, out: &mut dyn std::io::Write) -> anyhow::Result<boo
         prefix: args.admin_prefix.clone(),
         token: args.admin_token.clone(),
     });
-    let before = probe(&args).await;
+    let before = sched.probe().await;
 
     let run_id = format!(
         "{:x}",
@@ -193,7 +226,7 @@ pub async fn run(args: Args, out: &mut dyn std::io::Write) -> anyhow::Result<boo
         first_reserved * args.apps
     };
     anyhow::ensure!(units > 0, "no account left to revoke");
-    let order = permutation(units, args.seed);
+    let order = permutation(units, sched.seed);
     let api_token = if args.shape == Shape::Okta {
         Some(
             prov.create_api_token(&["okta.users.manage".to_owned()], Some(1_000_000_000))
@@ -219,12 +252,12 @@ pub async fn run(args: Args, out: &mut dyn std::io::Write) -> anyhow::Result<boo
         .into_iter()
         .map(|t| Arc::new(std::sync::Mutex::new(t)))
         .collect();
-    let duration = Duration::from_secs_f64(args.seconds);
+    let duration = sched.duration();
     let mut runs = Vec::new();
     let mut pos = 0usize;
-    let mut rng = args.seed | 1;
-    for rep in 1..=args.repeat {
-        for &c in &args.concurrency {
+    let mut rng = sched.seed | 1;
+    for rep in 1..=sched.repeat {
+        for &c in &sched.concurrency {
             if !args.ceiling_path.is_empty() {
                 let sources: Vec<Box<dyn load::Source>> = (0..c)
                     .map(|_| {
@@ -326,9 +359,9 @@ pub async fn run(args: Args, out: &mut dyn std::io::Write) -> anyhow::Result<boo
             pos = (pos + consumed) % units;
         }
     }
-    let after = probe(&args).await;
+    let after = sched.probe().await;
 
-    let rows = report::rows(&runs, &args.concurrency);
+    let rows = report::rows(&runs, &sched.concurrency);
     let rep = report::Report {
         label: args.label.clone(),
         target: args.target.clone(),
@@ -338,24 +371,18 @@ pub async fn run(args: Args, out: &mut dyn std::io::Write) -> anyhow::Result<boo
             applications: args.apps,
             sessions_per_pair: args.sessions_per_pair,
             sessions: ds.sessions(),
-            session_kind: ds.kind,
+            session_kind: ds.kind.to_owned(),
             seeded_per_sec,
         },
-        seconds_per_run: args.seconds,
-        repetitions: args.repeat,
+        seconds_per_run: sched.seconds,
+        repetitions: sched.repeat,
         fsync_probe_before: before,
         fsync_probe_after: after,
         rows,
         runs,
     };
     writeln!(out, "{}", report::table(&rep))?;
-    if let Some(p) = &args.json {
-        std::fs::write(p, serde_json::to_string_pretty(&rep)?)
-            .with_context(|| format!("writing {}", p.display()))?;
-    }
-    if let Some(p) = &args.svg {
-        report::svg(&rep, p).with_context(|| format!("drawing {}", p.display()))?;
-    }
+    sched.write(&rep)?;
     let clean = rep
         .runs
         .iter()

@@ -3,12 +3,12 @@
 //! between fast and slow phases on shared machines (`peer-baselines.md`, "Noise"); a probe
 //! before and after a run says which phase its figures come from.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Probe {
     pub fsyncs_per_sec: f64,
     pub p50_us: u64,

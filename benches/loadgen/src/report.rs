@@ -4,11 +4,11 @@
 
 use crate::load::{Measured, Tally};
 use crate::probe::Probe;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Latency {
     pub p50_us: u64,
     pub p90_us: u64,
@@ -19,10 +19,10 @@ pub struct Latency {
 }
 
 /// One group of workers in one timed run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Run {
     /// `revoke`, `ceiling`, `check` or `refresh`.
-    pub what: &'static str,
+    pub what: String,
     /// Connections of the revoke (or ceiling) workers in this run.
     pub concurrency: usize,
     /// Connections of this group.
@@ -39,7 +39,7 @@ pub struct Run {
 
 impl Run {
     pub fn new(
-        what: &'static str,
+        what: &str,
         concurrency: usize,
         connections: usize,
         repetition: usize,
@@ -49,7 +49,7 @@ impl Run {
         let h = &t.hist;
         let secs = m.elapsed.as_secs_f64();
         Run {
-            what,
+            what: what.to_owned(),
             concurrency,
             connections,
             repetition,
@@ -71,7 +71,7 @@ impl Run {
 }
 
 /// Median and range over the repetitions.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Spread {
     pub median: f64,
     pub min: f64,
@@ -98,7 +98,7 @@ impl Spread {
 }
 
 /// One concurrency, summarised over its repetitions.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
     pub concurrency: usize,
     pub revokes_per_sec: Spread,
@@ -114,18 +114,18 @@ pub struct Row {
     pub errors: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Dataset {
     pub accounts: usize,
     pub applications: usize,
     pub sessions_per_pair: usize,
     pub sessions: usize,
-    pub session_kind: &'static str,
+    pub session_kind: String,
     /// Seeding through the provisioning protocol (untimed for the figures).
     pub seeded_per_sec: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub label: String,
     pub target: String,

@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// The revoke-all shapes the load generator drives. Connect is not among them: each of its
 /// requests needs a freshly signed RS256 client JWT (unique `jti`, 60 s lifetime), and
 /// signing costs the load generator more CPU than the server spends revoking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Shape {
     /// `POST /applications/{app}/users/{user}/signout` with the app's key and secret: every
@@ -28,6 +30,15 @@ pub enum Shape {
     /// `DELETE /api/v1/users/{id}/sessions?oauthTokens=true`: every identity-provider session
     /// and every OAuth token of one account, in all its applications (seeds OAuth sessions).
     Okta,
+}
+
+impl std::fmt::Display for Shape {
+    /// The name on the command line and in the JSON report.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use clap::ValueEnum;
+        let v = self.to_possible_value().expect("no variant is skipped");
+        f.write_str(v.get_name())
+    }
 }
 
 impl Shape {

@@ -5,7 +5,7 @@
 use crate::{Common, pg, rd};
 use anyhow::Context;
 use sessiond_loadgen::load::{Measured, Tally};
-use sessiond_loadgen::{probe, report, shapes::Shape};
+use sessiond_loadgen::{report, shapes::Shape};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -199,28 +199,14 @@ async fn timed(
     })
 }
 
-async fn fsync_probe(args: &Common) -> Option<probe::Probe> {
-    if args.no_fsync_probe {
-        return None;
-    }
-    probe::fsync_probe_in(args.fsync_probe_dir.clone()).await
-}
-
 /// Runs the benchmark and prints the table. `Ok(false)` when some revoke went wrong.
 pub async fn run(system: System, args: Common) -> anyhow::Result<bool> {
     anyhow::ensure!(
         args.accounts > 0 && args.apps > 0 && args.tokens_per_pair > 0,
         "--accounts, --apps and --tokens-per-pair must be at least 1"
     );
-    anyhow::ensure!(
-        !args.concurrency.is_empty() && args.concurrency.iter().all(|&c| c > 0),
-        "--concurrency takes positive numbers"
-    );
-    anyhow::ensure!(
-        args.seconds > 0.0 && args.seconds.is_finite(),
-        "--seconds must be positive"
-    );
-    anyhow::ensure!(args.repeat > 0, "--repeat must be at least 1");
+    let sched = &args.schedule;
+    sched.check()?;
     let spec = Spec {
         accounts: args.accounts,
         apps: args.apps,
@@ -237,7 +223,7 @@ pub async fn run(system: System, args: Common) -> anyhow::Result<bool> {
     };
     let label = format!("{} ({settings})", args.label.as_deref().unwrap_or(&name));
     eprintln!("{label}");
-    let before = fsync_probe(&args).await;
+    let before = sched.probe().await;
 
     let t0 = std::time::Instant::now();
     server.load(spec).await.context("loading")?;
@@ -249,12 +235,12 @@ pub async fn run(system: System, args: Common) -> anyhow::Result<bool> {
     );
 
     let units = spec.pairs();
-    let order = permutation(units, args.seed);
-    let duration = Duration::from_secs_f64(args.seconds);
+    let order = permutation(units, sched.seed);
+    let duration = sched.duration();
     let mut runs = Vec::new();
     let mut pos = 0usize;
-    for rep in 1..=args.repeat {
-        for &c in &args.concurrency {
+    for rep in 1..=sched.repeat {
+        for &c in &sched.concurrency {
             if args.ceiling {
                 let m = timed(&server, c, Job::Ceiling, duration).await?;
                 runs.push(report::Run::new("ceiling", c, c, rep, &m.groups[0], &m));
@@ -283,7 +269,7 @@ pub async fn run(system: System, args: Common) -> anyhow::Result<bool> {
             pos = (pos + consumed) % units;
         }
     }
-    let after = fsync_probe(&args).await;
+    let after = sched.probe().await;
 
     let rep = report::Report {
         label,
@@ -296,24 +282,18 @@ pub async fn run(system: System, args: Common) -> anyhow::Result<bool> {
             applications: spec.apps,
             sessions_per_pair: spec.tokens_per_pair,
             sessions: spec.tokens(),
-            session_kind: "refresh-token",
+            session_kind: "refresh-token".into(),
             seeded_per_sec: loaded_per_sec,
         },
-        seconds_per_run: args.seconds,
-        repetitions: args.repeat,
+        seconds_per_run: sched.seconds,
+        repetitions: sched.repeat,
         fsync_probe_before: before,
         fsync_probe_after: after,
-        rows: report::rows(&runs, &args.concurrency),
+        rows: report::rows(&runs, &sched.concurrency),
         runs,
     };
     println!("{}", report::table(&rep));
-    if let Some(p) = &args.json {
-        std::fs::write(p, serde_json::to_string_pretty(&rep)?)
-            .with_context(|| format!("writing {}", p.display()))?;
-    }
-    if let Some(p) = &args.svg {
-        report::svg(&rep, p).with_context(|| format!("drawing {}", p.display()))?;
-    }
+    sched.write(&rep)?;
     Ok(rep
         .runs
         .iter()

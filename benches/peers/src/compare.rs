@@ -3,8 +3,8 @@
 //! as ratios to each peer's, at each concurrency.
 
 use anyhow::Context;
-use serde::Deserialize;
-use sessiond_loadgen::report::{micros, thousands};
+use sessiond_loadgen::probe::Probe;
+use sessiond_loadgen::report::{Report, Spread, micros, thousands};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -16,53 +16,6 @@ pub struct Args {
     /// Default: the first label beginning with "sessiond", else the first report.
     #[arg(long, alias = "baseline")]
     pub subject: Option<String>,
-}
-
-/// The parts of `report::Report` the table needs (the loadgen's types serialise only).
-#[derive(Debug, Clone, Deserialize)]
-pub struct Report {
-    pub label: String,
-    pub target: String,
-    pub shape: String,
-    pub dataset: Dataset,
-    pub seconds_per_run: f64,
-    pub repetitions: usize,
-    pub fsync_probe_before: Option<Probe>,
-    pub fsync_probe_after: Option<Probe>,
-    pub rows: Vec<Row>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Dataset {
-    pub accounts: usize,
-    pub applications: usize,
-    pub sessions_per_pair: usize,
-    pub sessions: usize,
-    pub seeded_per_sec: f64,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-pub struct Probe {
-    pub fsyncs_per_sec: f64,
-    pub p50_us: u64,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
-pub struct Spread {
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Row {
-    pub concurrency: usize,
-    pub revokes_per_sec: Spread,
-    pub p50_us: f64,
-    pub p99_us: Spread,
-    pub ceiling_per_sec: Option<Spread>,
-    pub fraction_of_ceiling: Option<f64>,
-    pub errors: u64,
 }
 
 /// `a / b` for medians, with the widest range the two ranges allow: a's worst over b's best
@@ -248,6 +201,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sessiond_loadgen::report::{Dataset, Row};
+    use sessiond_loadgen::shapes::Shape;
 
     fn sp(median: f64, min: f64, max: f64) -> Spread {
         Spread { median, min, max }
@@ -257,12 +212,13 @@ mod tests {
         Report {
             label: label.into(),
             target: "t".into(),
-            shape: "rownd".into(),
+            shape: Shape::Rownd,
             dataset: Dataset {
                 accounts: 100,
                 applications: 5,
                 sessions_per_pair: 2,
                 sessions: 1000,
+                session_kind: "refresh-token".into(),
                 seeded_per_sec: 1000.0,
             },
             seconds_per_run: 5.0,
@@ -276,8 +232,13 @@ mod tests {
                 p99_us: p99,
                 fraction_of_ceiling: ceiling.map(|c| rate.median / c.median),
                 ceiling_per_sec: ceiling,
+                checks_per_sec: None,
+                check_p99_us: None,
+                refreshes_per_sec: None,
+                refresh_p99_us: None,
                 errors: 0,
             }],
+            runs: vec![],
         }
     }
 

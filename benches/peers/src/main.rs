@@ -12,7 +12,6 @@ mod pg;
 mod rd;
 
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
 #[command(name = "sessiond-peers", version, about)]
@@ -46,7 +45,8 @@ enum Command {
     Compare(compare::Args),
 }
 
-/// What every peer run takes; the names and defaults are `sessiond bench`'s.
+/// What every peer run takes; the names and defaults are `sessiond bench`'s (the schedule
+/// is the same struct).
 #[derive(clap::Args, Debug, Clone)]
 pub struct Common {
     /// Accounts in the data set.
@@ -58,39 +58,16 @@ pub struct Common {
     /// Refresh tokens of each (account, application) pair.
     #[arg(long, default_value_t = 2)]
     pub tokens_per_pair: usize,
-    /// Connections of the revoking workers, one run each (comma-separated).
-    #[arg(long, value_delimiter = ',', default_values_t = [1, 8, 32])]
-    pub concurrency: Vec<usize>,
-    /// Length of each timed run, in seconds.
-    #[arg(long, default_value_t = 5.0)]
-    pub seconds: f64,
-    /// Repetitions of each concurrency (interleaved: 1, 8, 32, 1, 8, 32, ...).
-    #[arg(long, default_value_t = 3)]
-    pub repeat: usize,
     /// Also time a trivial round trip (`SELECT 1`, `PING`) over the same connections before
     /// each revoke run: the client's and the protocol's own ceiling.
     #[arg(long)]
     pub ceiling: bool,
-    /// Seed of the permutation the targets are drawn from (`sessiond bench --seed`).
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
     /// Name of the system in the report; its durability settings, read from the server, are
     /// appended (default: the server's name and version).
     #[arg(long)]
     pub label: Option<String>,
-    /// Write the report as JSON here (the shape of `sessiond bench --json`).
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// Draw throughput and p99 against concurrency as SVG here.
-    #[arg(long)]
-    pub svg: Option<PathBuf>,
-    /// Directory for the fsync probe: on the disk the server writes to (default: the
-    /// system's temporary directory).
-    #[arg(long)]
-    pub fsync_probe_dir: Option<PathBuf>,
-    /// Skip the fsync probe.
-    #[arg(long)]
-    pub no_fsync_probe: bool,
+    #[command(flatten)]
+    pub schedule: sessiond_loadgen::Schedule,
 }
 
 #[tokio::main]
