@@ -103,6 +103,11 @@ struct Trees {
     jtis: Tree,
 }
 
+/// `meta` key recording that the `markers` tree has the `ScopeMarkers` layout (written after
+/// the one-time migration at open, and at the first open of a new store).
+const MARKERS_LAYOUT_META: &str = "markers_layout";
+const MARKERS_LAYOUT: &[u8] = b"scope";
+
 /// A new session and its tokens, for `Store::insert_sessions`.
 pub struct NewRecords<'a> {
     pub session: &'a Session,
@@ -259,7 +264,10 @@ impl Store {
             dir: dir.to_owned(),
             commit,
         };
-        if store.migrate_markers()? > 0 {
+        // Once per store: the scan reads every watermark, which start-up need not repeat.
+        if store.meta(MARKERS_LAYOUT_META)?.as_deref() != Some(MARKERS_LAYOUT) {
+            store.migrate_markers()?;
+            store.set_meta(MARKERS_LAYOUT_META, MARKERS_LAYOUT)?;
             store.sync_blocking()?;
         }
         Ok(store)
@@ -276,18 +284,13 @@ impl Store {
             if k.len() != keys::OLD_MARKER_KEY_LEN {
                 continue;
             }
-            let kind = match k[keys::MARKER_KEY_LEN] {
-                0 => SessionKind::Idp,
-                1 => SessionKind::Login,
-                2 => SessionKind::Oauth,
-                3 => SessionKind::Pat,
-                _ => {
-                    return Err(StoreError::Corrupt {
-                        tree: "markers",
-                        key: hex_encode(&k),
-                        detail: "an old-layout key with an unknown session kind".into(),
-                    });
-                }
+            let code = k[keys::MARKER_KEY_LEN];
+            let Some(kind) = SessionKind::ALL.into_iter().find(|k| k.code() == code) else {
+                return Err(StoreError::Corrupt {
+                    tree: "markers",
+                    key: hex_encode(&k),
+                    detail: "an old-layout key with an unknown session kind".into(),
+                });
             };
             let m: Marker = dec("markers", &k, &v)?;
             let new_key = k[..keys::MARKER_KEY_LEN].to_vec();
@@ -885,7 +888,9 @@ mod tests {
         let p = Scope::App(AppKey(7));
         {
             let s = Store::open(dir.path(), &StoreOptions::default()).expect("open");
-            // Written as sessiond wrote them before: account ‖ scope ‖ kind → Marker, next
+            // A store of a version before `ScopeMarkers` has no layout record...
+            s.t.meta.remove(MARKERS_LAYOUT_META).expect("remove");
+            // ...and its watermarks as it wrote them: account ‖ scope ‖ kind → Marker, next
             // to a new-layout key of the same scope.
             for (kind, m) in [
                 (SessionKind::Login, watermark(3, "old-login")),
@@ -907,6 +912,11 @@ mod tests {
         assert_eq!(get(SessionKind::Login), Some(watermark(3, "old-login")));
         assert_eq!(get(SessionKind::Oauth), Some(watermark(4, "old-oauth")));
         assert_eq!(get(SessionKind::Pat), Some(watermark(2, "new-pat")));
+        assert_eq!(
+            s.meta(MARKERS_LAYOUT_META).expect("meta").as_deref(),
+            Some(MARKERS_LAYOUT),
+            "the migration is recorded, so later opens skip the scan"
+        );
     }
 
     #[test]
