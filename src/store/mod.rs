@@ -153,14 +153,6 @@ fn dec<T: DeserializeOwned>(tree: &'static str, key: &[u8], bytes: &[u8]) -> Res
     })
 }
 
-/// Inside a transaction, an encoding failure aborts it.
-fn tenc<T: Serialize>(
-    tree: &'static str,
-    v: &T,
-) -> std::result::Result<Vec<u8>, ConflictableTransactionError<StoreError>> {
-    enc(tree, v).map_err(ConflictableTransactionError::Abort)
-}
-
 fn get<T: DeserializeOwned>(tree: &Tree, name: &'static str, key: &[u8]) -> Result<Option<T>> {
     match tree.get(key)? {
         Some(v) => Ok(Some(dec(name, key, &v)?)),
@@ -665,8 +657,15 @@ impl Store {
         get(&self.t.tokens, "tokens", &hash.0)
     }
 
-    /// Refresh-token rotation in one transaction: the presented token becomes consumed
-    /// (or whatever `old` says), the session record is rewritten, the new tokens are added.
+    /// Refresh-token rotation as ordered single-key writes, not a transaction: in sled
+    /// 0.34 a transaction takes a store-wide write lock, which stalls every other read and
+    /// write while it waits for them, and it seals the log buffer (a `pwrite` and its
+    /// `sync_file_range`). The order keeps every crash state safe, because sled recovers a
+    /// prefix of its log: the new tokens first (unknown to anyone until the answer), then
+    /// the session record (its last-used time), and last the presented token marked
+    /// consumed (or whatever `old` says). A crash before that last write leaves the old
+    /// token as it was, so the client's retry rotates again; the orphaned new tokens were
+    /// never handed out and expire with their session.
     pub fn rotate(
         &self,
         old: &(TokenHash, TokenRecord),
@@ -675,14 +674,15 @@ impl Store {
     ) -> Result<()> {
         let old_v = enc("tokens", &old.1)?;
         let s_v = enc("sessions", session)?;
-        (&self.t.tokens, &self.t.sessions).transaction(|(toks, sessions)| {
-            toks.insert(&old.0.0, old_v.clone())?;
-            for (h, t) in new {
-                toks.insert(&h.0, tenc("tokens", t)?)?;
-            }
-            sessions.insert(&session.id.0, s_v.clone())?;
-            Ok(())
-        })?;
+        let new_v: Vec<(&TokenHash, Vec<u8>)> = new
+            .iter()
+            .map(|(h, t)| Ok((h, enc("tokens", t)?)))
+            .collect::<Result<_>>()?;
+        for (h, v) in new_v {
+            self.t.tokens.insert(h.0, v)?;
+        }
+        self.t.sessions.insert(session.id.0, s_v)?;
+        self.t.tokens.insert(old.0.0, old_v)?;
         Ok(())
     }
 
