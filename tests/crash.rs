@@ -167,9 +167,12 @@ struct Sess {
     /// A request on it is in flight (never two at once: a concurrent refresh with the same
     /// token would be reuse, which kills the family by design).
     busy: bool,
-    /// A refresh was in flight at a kill: which refresh token is current is unknown, so it
-    /// is never refreshed again (it stays subject to every check).
+    /// A refresh was in flight at a kill: which refresh token is current is unknown until
+    /// the restart presents the old one again (`retry_unanswered_refreshes`).
     frozen: bool,
+    /// That retry found the old token consumed: presenting it was reuse, which revoked the
+    /// session (its family) by design.
+    reused: bool,
     /// Its death was checked token by token already.
     tokens_checked: bool,
 }
@@ -211,11 +214,15 @@ struct Ledger {
     revokes: Vec<Revoke>,
     violations: Vec<String>,
     refreshes_ok: u64,
+    /// Unanswered refreshes retried after a restart with the old token: rotated then
+    /// (the unanswered one had not consumed it), or refused as reuse (it had).
+    retried_rotated: u64,
+    retried_reuse: u64,
 }
 
 impl Ledger {
     fn maybe_dead(&self, s: &Sess) -> bool {
-        self.revokes.iter().any(|r| r.may_kill(s))
+        s.reused || self.revokes.iter().any(|r| r.may_kill(s))
     }
     /// A random idle session believed alive, marked busy.
     fn take_live(
@@ -328,6 +335,7 @@ async fn issue(w: &World, rng: &mut Rng) {
         ],
         busy: false,
         frozen: false,
+        reused: false,
         tokens_checked: false,
     };
     w.ledger.lock().expect("ledger").sessions.push(s);
@@ -476,6 +484,8 @@ async fn verify(http: &Client, base: &str, ledger: &mut Ledger) -> (u64, u64) {
         let by: Vec<&Revoke> = ledger.revokes.iter().filter(|r| r.kills(s)).collect();
         if !by.is_empty() {
             work.push((i, s.clone(), true, format!("{by:?}")));
+        } else if s.reused {
+            work.push((i, s.clone(), true, "refresh-token reuse".into()));
         } else if !ledger.maybe_dead(s) {
             work.push((i, s.clone(), false, String::new()));
         }
@@ -503,6 +513,60 @@ async fn verify(http: &Client, base: &str, ledger: &mut Ledger) -> (u64, u64) {
         }
     }
     (dead, alive)
+}
+
+/// A refresh unanswered at a stop left its session frozen: the client never learnt whether
+/// its old refresh token was consumed. After the restart it presents that token again, as
+/// a real client would. Either the rotation had not consumed it (it rotates now, and the
+/// new tokens are the session's) or it had (presenting it is reuse: 401, and the session is
+/// revoked from then on). Nothing else is allowed: no error, and no consumed token without
+/// the session's family dying with it.
+async fn retry_unanswered_refreshes(http: &Client, base: &str, ledger: &mut Ledger) {
+    for i in 0..ledger.sessions.len() {
+        let s = ledger.sessions[i].clone();
+        if !s.frozen || ledger.maybe_dead(&s) {
+            continue;
+        }
+        let r = http
+            .post(format!("{base}/apps/{APP}/user/refresh"))
+            .json(&json!({"refreshToken": s.refresh}))
+            .send()
+            .await
+            .expect("refresh retry");
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        let s = &mut ledger.sessions[i];
+        match status {
+            StatusCode::OK => {
+                let text = |k: &str| body[k].as_str().expect(k).to_owned();
+                s.access = text("accessToken");
+                s.refresh = text("refreshToken");
+                s.tokens.push(s.access.clone());
+                s.tokens.push(s.refresh.clone());
+                s.frozen = false;
+                ledger.retried_rotated += 1;
+            }
+            StatusCode::UNAUTHORIZED => {
+                let (_, state) = admin(
+                    http,
+                    base,
+                    reqwest::Method::GET,
+                    &format!("/sessions/{}", s.id),
+                    None,
+                )
+                .await;
+                assert_eq!(
+                    state["state"], "revoked",
+                    "session {}: its old refresh token was refused after a restart, but the \
+                     session lives on: {body} {state}",
+                    s.id
+                );
+                s.reused = true;
+                ledger.retried_reuse += 1;
+            }
+            other => panic!("retry of an unanswered refresh of {}: {other} {body}", s.id),
+        }
+    }
 }
 
 /// Checks one session; returns whether its tokens were checked one by one (once per
@@ -658,6 +722,7 @@ async fn crash_loop(kills: usize) {
         let (d, a) = verify(&http, &server.base, &mut ledger).await;
         checked_dead += d;
         checked_alive += a;
+        retry_unanswered_refreshes(&http, &server.base, &mut ledger).await;
     }
     server.kill();
     check_store(dir.path());
@@ -673,12 +738,16 @@ async fn crash_loop(kills: usize) {
     eprintln!(
         "crash loop: {} SIGKILLs and {terms} SIGTERMs survived; {} sessions issued, {} refreshes and {acked} revoke-alls \
          acknowledged ({} Flashback, {} Rocket.Chat); {checked_dead} dead and {checked_alive} alive \
-         session checks after restarts",
+         session checks after restarts; {} unanswered refreshes retried with the old token after a \
+         restart ({} rotated, {} refused as reuse)",
         kills - terms,
         ledger.sessions.len(),
         ledger.refreshes_ok,
         by_shape("flashback"),
         by_shape("rocketchat"),
+        ledger.retried_rotated + ledger.retried_reuse,
+        ledger.retried_rotated,
+        ledger.retried_reuse,
     );
     // The loop must have exercised what it claims to check.
     assert!(
