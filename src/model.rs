@@ -283,6 +283,40 @@ pub struct Session {
     pub has_refresh: bool,
     /// Set when this one session was revoked on its own (logout, refresh reuse, ...).
     pub revoked: Option<Revocation>,
+    /// The hashes of its current tokens: all it was issued with, then what the last rotation
+    /// minted. A rotation moves the tokens it replaces to the `tokens` tree, so this stays
+    /// a handful; tokens of stores written before this field live only there.
+    pub tokens: Vec<SessionToken>,
+}
+
+impl Session {
+    /// The position of a current token of this session, by hash.
+    pub fn token_at(&self, hash: &TokenHash) -> Option<usize> {
+        self.tokens.iter().position(|t| t.hash == *hash)
+    }
+
+    /// A current token as the record the `tokens` tree would hold for it.
+    pub fn token_record(&self, at: usize) -> TokenRecord {
+        let t = &self.tokens[at];
+        TokenRecord {
+            session: self.id,
+            kind: t.kind,
+            issued: t.issued,
+            expires: t.expires,
+            consumed_at: None,
+        }
+    }
+}
+
+/// A token of a session's current generation, kept in the session record: only its hash.
+/// Its text starts with the session's id (`secrets::session_token`), so a check reads one
+/// record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionToken {
+    pub hash: TokenHash,
+    pub kind: TokenKind,
+    pub issued: Millis,
+    pub expires: Millis,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -23,7 +23,7 @@ pub use ratelimit::RateDecision;
 pub use revoke::*;
 
 use crate::model::*;
-use crate::store::{NewRecords, NewSubject, Store, StoreError};
+use crate::store::{NewSubject, Store, StoreError};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 #[derive(Debug, thiserror::Error)]
@@ -465,6 +465,7 @@ impl Sessiond {
                 expires,
                 has_refresh: matches!(new.kind, SessionKind::Login | SessionKind::Oauth),
                 revoked: None,
+                tokens: Vec::new(),
             };
             let mut issued = Issued {
                 session: session.clone(),
@@ -479,9 +480,7 @@ impl Sessiond {
             match session.kind {
                 SessionKind::Idp => {}
                 SessionKind::Pat => {
-                    let t = secrets::new_token();
-                    minted.add(TokenKind::Pat, &t, NEVER);
-                    issued.personal_access_token = Some(t);
+                    issued.personal_access_token = Some(minted.mint(TokenKind::Pat, NEVER));
                 }
                 SessionKind::Login | SessionKind::Oauth => {
                     let app = app
@@ -491,17 +490,15 @@ impl Sessiond {
                     issued.access_token = Some(access);
                     issued.hub_jwt = Some(hub);
                     issued.access_expires = Some(access_exp);
-                    let refresh = secrets::new_token();
-                    minted.add(TokenKind::Refresh, &refresh, expires);
-                    issued.refresh_token = Some(refresh);
+                    issued.refresh_token = Some(minted.mint(TokenKind::Refresh, expires));
                     if session.kind == SessionKind::Login {
-                        let login = secrets::new_token();
-                        minted.add(TokenKind::Login, &login, expires);
-                        issued.login_token = Some(login);
+                        issued.login_token = Some(minted.mint(TokenKind::Login, expires));
                     }
                 }
             }
-            records.push((session, minted.records));
+            let mut session = session;
+            session.tokens = minted.tokens;
+            records.push(session);
             out.push(issued);
         }
         let subjects: Vec<NewSubject<'_>> = subjects
@@ -512,10 +509,7 @@ impl Sessiond {
                 subject,
             })
             .collect();
-        let records: Vec<NewRecords<'_>> = records
-            .iter()
-            .map(|(session, tokens)| NewRecords { session, tokens })
-            .collect();
+        let records: Vec<&Session> = records.iter().collect();
         store
             .insert_sessions(&subjects, &records)
             .map_err(Error::from_store)?;
@@ -531,10 +525,8 @@ impl Sessiond {
     ) -> (String, String, Millis) {
         let now = minted.now;
         let exp = (now + self.inner.config.access_ttl_ms).min(session.expires);
-        let access = secrets::new_token();
-        minted.add(TokenKind::Access, &access, exp);
-        let jti = secrets::new_token();
-        minted.add(TokenKind::HubJwt, &jti, exp);
+        let access = minted.mint(TokenKind::Access, exp);
+        let jti = minted.mint(TokenKind::HubJwt, exp);
         let hub = self.inner.hub.sign(&serde_json::json!({
             "jti": jti,
             "sub": session.account.as_str(),
@@ -556,19 +548,26 @@ impl Sessiond {
         app: Option<AppKey>,
         kinds: &[TokenKind],
     ) -> Result<TokenCheck> {
-        let hash = secrets::hash(token);
-        self.check_hash(hash, app, kinds)
+        let Some((hash, record, session)) = self.find_token(token)? else {
+            return Ok(TokenCheck::Unknown);
+        };
+        self.check_found(hash, record, session, app, kinds)
     }
 
-    fn check_hash(
-        &self,
-        hash: TokenHash,
-        app: Option<AppKey>,
-        kinds: &[TokenKind],
-    ) -> Result<TokenCheck> {
+    /// A token's record and its session: from the session its text names, when the token
+    /// is one of that session's current tokens (one read); otherwise from the `tokens` tree
+    /// (tokens a rotation replaced, and those of older stores).
+    fn find_token(&self, token: &str) -> Result<Option<(TokenHash, TokenRecord, Session)>> {
         let store = &self.inner.store;
+        let hash = secrets::hash(token);
+        if let Some(id) = secrets::session_of_token(token)
+            && let Some(session) = store.session(&id)?
+            && let Some(at) = session.token_at(&hash)
+        {
+            return Ok(Some((hash, session.token_record(at), session)));
+        }
         let Some(record) = store.token(&hash)? else {
-            return Ok(TokenCheck::Unknown);
+            return Ok(None);
         };
         let Some(session) = store.session(&record.session)? else {
             return Err(Error::Store(StoreError::Corrupt {
@@ -577,6 +576,17 @@ impl Sessiond {
                 detail: format!("points at missing session {}", record.session),
             }));
         };
+        Ok(Some((hash, record, session)))
+    }
+
+    fn check_found(
+        &self,
+        hash: TokenHash,
+        record: TokenRecord,
+        session: Session,
+        app: Option<AppKey>,
+        kinds: &[TokenKind],
+    ) -> Result<TokenCheck> {
         if app.is_some() && session.app != app {
             return Ok(TokenCheck::Unknown);
         }
@@ -625,17 +635,13 @@ impl Sessiond {
     }
 
     fn refresh_now(&self, app: Option<AppKey>, token: &str, by: &str) -> Result<Refreshed> {
-        let hash = secrets::hash(token);
         let store = &self.inner.store;
-        let Some(rec) = store.token(&hash)? else {
-            return Ok(Refreshed::NotFound);
-        };
-        let Some(session) = store.session(&rec.session)? else {
+        let Some((_, _, session)) = self.find_token(token)? else {
             return Ok(Refreshed::NotFound);
         };
         let _g = self.lock(&session.account);
         // Re-read under the lock: a concurrent rotation or revoke may have happened.
-        match self.check_hash(hash, app, &[TokenKind::Refresh])? {
+        match self.check_token(token, app, &[TokenKind::Refresh])? {
             TokenCheck::Unknown | TokenCheck::WrongKind => Ok(Refreshed::NotFound),
             TokenCheck::Expired(_) => Ok(Refreshed::Expired),
             TokenCheck::Revoked(_, r) => Ok(Refreshed::Revoked(r)),
@@ -658,13 +664,38 @@ impl Sessiond {
                     .transpose()?
                     .ok_or(Error::NotFound("application"))?;
                 session.last_used = now;
+                // The generation this rotation replaces (access token, hub JWT, refresh
+                // token) leaves the session record for the `tokens` tree, its refresh token
+                // consumed; its access token and hub JWT stay valid until they expire.
+                // Login tokens and personal access tokens do not rotate and stay.
+                let mut replaced = Vec::new();
+                let mut kept = Vec::with_capacity(session.tokens.len());
+                for (at, t) in session.tokens.iter().enumerate() {
+                    if matches!(
+                        t.kind,
+                        TokenKind::Access | TokenKind::HubJwt | TokenKind::Refresh
+                    ) {
+                        let mut r = session.token_record(at);
+                        if t.kind == TokenKind::Refresh {
+                            r.consumed_at = Some(now);
+                        }
+                        replaced.push((t.hash, r));
+                    } else {
+                        kept.push(t.clone());
+                    }
+                }
+                session.tokens = kept;
+                // A token of an older store is in the `tokens` tree only: consumed there.
+                let legacy = (!replaced.iter().any(|(h, _)| *h == active.hash)).then(|| {
+                    let mut old = active.record.clone();
+                    old.consumed_at = Some(now);
+                    (active.hash, old)
+                });
                 let mut minted = Minted::new(session.id, now);
                 let (access, hub, access_exp) = self.mint_access(&session, &app, &mut minted);
-                let refresh = secrets::new_token();
-                minted.add(TokenKind::Refresh, &refresh, session.expires);
-                let mut old = active.record;
-                old.consumed_at = Some(now);
-                store.rotate(&(hash, old), &session, &minted.records)?;
+                let refresh = minted.mint(TokenKind::Refresh, session.expires);
+                session.tokens.extend(minted.tokens);
+                store.rotate(&replaced, &session, legacy.as_ref())?;
                 Ok(Refreshed::Rotated(Box::new(Rotated {
                     access_token: access,
                     access_expires: access_exp,
@@ -688,12 +719,12 @@ impl Sessiond {
     }
 }
 
-/// The token records minted for one session in one write; only the hashes of the tokens
-/// are kept.
+/// The tokens minted for one session in one write: the texts go to the caller, only the
+/// hashes into the session record.
 struct Minted {
     session: SessionId,
     now: Millis,
-    records: Vec<(TokenHash, TokenRecord)>,
+    tokens: Vec<SessionToken>,
 }
 
 impl Minted {
@@ -701,21 +732,20 @@ impl Minted {
         Minted {
             session,
             now,
-            records: Vec::new(),
+            tokens: Vec::new(),
         }
     }
 
-    fn add(&mut self, kind: TokenKind, token: &str, expires: Millis) {
-        self.records.push((
-            secrets::hash(token),
-            TokenRecord {
-                session: self.session,
-                kind,
-                issued: self.now,
-                expires,
-                consumed_at: None,
-            },
-        ));
+    /// A new token of `kind` for the session; returns its text.
+    fn mint(&mut self, kind: TokenKind, expires: Millis) -> String {
+        let token = secrets::session_token(&self.session);
+        self.tokens.push(SessionToken {
+            hash: secrets::hash(&token),
+            kind,
+            issued: self.now,
+            expires,
+        });
+        token
     }
 }
 

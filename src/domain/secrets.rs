@@ -1,5 +1,6 @@
 //! Secrets: random tokens, their SHA-256 hashes, constant-time comparison, argon2id
-//! passwords. Tokens are 256-bit CSPRNG values; only their hashes are ever stored.
+//! passwords. Secrets are 256-bit CSPRNG values; a session's tokens are its id and 128
+//! random bits. Only hashes of tokens are ever stored.
 
 use crate::model::TokenHash;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -18,6 +19,27 @@ pub fn random<const N: usize>() -> [u8; N] {
 /// A new 256-bit token as URL-safe base64 without padding (43 characters).
 pub fn new_token() -> String {
     URL_SAFE_NO_PAD.encode(random::<32>())
+}
+
+/// A new token of a session: URL-safe base64 of the session's id and 128 random bits, 43
+/// characters like `new_token`'s. The id lets a check find the session's record (where the
+/// token's hash is) in one read; the random half is the secret. A token of an older store
+/// (256 random bits) decodes to an id no session has, and is looked up by hash instead.
+pub fn session_token(session: &crate::model::SessionId) -> String {
+    let mut b = [0u8; 32];
+    b[..16].copy_from_slice(&session.0);
+    b[16..].copy_from_slice(&random::<16>());
+    URL_SAFE_NO_PAD.encode(b)
+}
+
+/// The session id a token of `session_token`'s form names; `None` for any other text.
+pub fn session_of_token(token: &str) -> Option<crate::model::SessionId> {
+    if token.len() != 43 {
+        return None;
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
+    let id: [u8; 16] = bytes.get(..16)?.try_into().ok()?;
+    Some(crate::model::SessionId(id))
 }
 
 pub fn hash(token: &str) -> TokenHash {

@@ -3,7 +3,7 @@
 //! crash-loop test after every restart), reports each problem with its tree and key, and
 //! never stops at the first one.
 
-use super::{Store, dec, keys};
+use super::{Store, dec, dec_session, keys};
 use crate::model::*;
 use sled::Tree;
 
@@ -250,9 +250,22 @@ impl Store {
 
         // Sessions and their indexes, both ways.
         for (k, v) in read(&mut r, "sessions", &t.sessions)? {
-            let Some(s) = decoded::<Session>(&mut r, "sessions", &k, &v) else {
-                continue;
+            let s = match dec_session(&k, &v) {
+                Ok(s) => s,
+                Err(e) => {
+                    r.problem("sessions", &k, format!("does not decode: {e}"));
+                    continue;
+                }
             };
+            for (i, tok) in s.tokens.iter().enumerate() {
+                if s.tokens[..i].iter().any(|o| o.hash == tok.hash) {
+                    r.problem(
+                        "sessions",
+                        &k,
+                        format!("token {} twice", hex_encode(&tok.hash.0)),
+                    );
+                }
+            }
             if k.as_ref() != s.id.0 {
                 r.problem("sessions", &k, "record names another session id");
             }
@@ -330,6 +343,8 @@ impl Store {
                 r.problem("tokens", &k, "key is not a SHA-256");
             }
             if let Some(tok) = decoded::<TokenRecord>(&mut r, "tokens", &k, &v) {
+                // It may also be current in its session: a rotation a crash cut between
+                // its first two writes (`Store::rotate`). The session's copy is the one read.
                 self.session_checked(&mut r, "tokens", &k, &tok.session)?;
             }
         }
@@ -406,7 +421,7 @@ impl Store {
     ) -> super::Result<Option<Session>> {
         match self.t.sessions.get(id.0)? {
             // An undecodable session is reported once, by the pass over `sessions`.
-            Some(bytes) => Ok(dec("sessions", &id.0, &bytes).ok()),
+            Some(bytes) => Ok(dec_session(&id.0, &bytes).ok()),
             None => {
                 r.problem(tree, key, format!("points at missing session {id}"));
                 Ok(None)
@@ -468,7 +483,15 @@ mod tests {
             expires: 5_000,
             has_refresh: false,
             revoked: None,
+            tokens: vec![SessionToken {
+                hash: TokenHash([1; 32]),
+                kind: TokenKind::Access,
+                issued: 1,
+                expires: 5_000,
+            }],
         };
+        s.insert_session(&session).expect("session");
+        // A replaced token, in the `tokens` tree.
         let token = TokenRecord {
             session: session.id,
             kind: TokenKind::Access,
@@ -476,8 +499,7 @@ mod tests {
             expires: 5_000,
             consumed_at: None,
         };
-        s.insert_session(&session, &[(TokenHash([1; 32]), token)])
-            .expect("session");
+        s.put_token(&TokenHash([9; 32]), &token).expect("token");
         (account, session)
     }
 

@@ -63,6 +63,12 @@ mod tests {
             expires,
             has_refresh: true,
             revoked: None,
+            tokens: vec![SessionToken {
+                hash: TokenHash([5; 32]),
+                kind: TokenKind::Refresh,
+                issued: 1,
+                expires,
+            }],
         }
     }
 

@@ -9,9 +9,10 @@
 //! - `rownd_keys`: publishable key → RowndKey
 //! - `accounts`: account id → Account; `account_logins` / `account_emails`: lowercase → id
 //! - `subjects`: account ‖ sector → subject; `subject_owners`: sector ‖ subject → account id
-//! - `sessions`: session id → Session
+//! - `sessions`: session id → Session (with the hashes of its current tokens)
 //! - `by_account`: account ‖ app ‖ seq ‖ session → () (by account, by (account, app))
-//! - `tokens`: SHA-256(token) → TokenRecord
+//! - `tokens`: SHA-256(token) → TokenRecord: tokens a rotation replaced, and every token of
+//!   a store written before sessions kept their own
 //! - `by_expiry`: expires ‖ session → () (for sweeping)
 //! - `markers`: account ‖ scope → ScopeMarkers (revoke-all watermarks, one per kind)
 //! - `devices`: account ‖ device id → RememberedDevice
@@ -108,12 +109,6 @@ struct Trees {
 const MARKERS_LAYOUT_META: &str = "markers_layout";
 const MARKERS_LAYOUT: &[u8] = b"scope";
 
-/// A new session and its tokens, for `Store::insert_sessions`.
-pub struct NewRecords<'a> {
-    pub session: &'a Session,
-    pub tokens: &'a [(TokenHash, TokenRecord)],
-}
-
 /// A pairwise subject to record with new sessions, unless the account has one in the
 /// sector already.
 pub struct NewSubject<'a> {
@@ -150,6 +145,47 @@ fn dec<T: DeserializeOwned>(tree: &'static str, key: &[u8], bytes: &[u8]) -> Res
         tree,
         key: hex_encode(key),
         detail,
+    })
+}
+
+/// A session record as versions before `Session::tokens` wrote it. Read only: decoded when
+/// a record does not decode as today's `Session` (bincode rejects the shorter record), and
+/// then read as a session with no tokens of its own (its tokens are in the `tokens` tree).
+#[derive(serde::Deserialize)]
+struct SessionV1 {
+    id: SessionId,
+    account: AccountId,
+    app: Option<AppKey>,
+    kind: SessionKind,
+    seq: u64,
+    device: DeviceInfo,
+    method: String,
+    created: Millis,
+    last_used: Millis,
+    expires: Millis,
+    has_refresh: bool,
+    revoked: Option<Revocation>,
+}
+
+/// Decodes a session record of this version or of the one before.
+fn dec_session(key: &[u8], bytes: &[u8]) -> Result<Session> {
+    dec::<Session>("sessions", key, bytes).or_else(|today| {
+        let old: SessionV1 = codec::decode(bytes).map_err(|_| today)?;
+        Ok(Session {
+            id: old.id,
+            account: old.account,
+            app: old.app,
+            kind: old.kind,
+            seq: old.seq,
+            device: old.device,
+            method: old.method,
+            created: old.created,
+            last_used: old.last_used,
+            expires: old.expires,
+            has_refresh: old.has_refresh,
+            revoked: old.revoked,
+            tokens: Vec::new(),
+        })
     })
 }
 
@@ -534,41 +570,34 @@ impl Store {
 
     // ---- sessions and tokens ----------------------------------------------------------
 
-    /// Writes a new session, its index entries and its tokens in one transaction.
-    pub fn insert_session(&self, s: &Session, tokens: &[(TokenHash, TokenRecord)]) -> Result<()> {
-        self.insert_sessions(&[], &[NewRecords { session: s, tokens }])
+    /// Writes a new session (its tokens are in it) and its index entries in one transaction.
+    pub fn insert_session(&self, s: &Session) -> Result<()> {
+        self.insert_sessions(&[], &[s])
     }
 
-    /// Writes new sessions with their index entries and tokens, and the pairwise subjects
+    /// Writes new sessions (with their tokens) and their index entries, and the pairwise subjects
     /// they need (each unless its account has one in that sector already), all in one
     /// transaction: one commit for a whole batch, since every sled transaction seals the
     /// log's buffer.
     pub fn insert_sessions(
         &self,
         subjects: &[NewSubject<'_>],
-        sessions: &[NewRecords<'_>],
+        sessions: &[&Session],
     ) -> Result<()> {
         struct Encoded {
             id: [u8; 16],
             value: Vec<u8>,
             idx: Vec<u8>,
             exp: Option<Vec<u8>>,
-            tokens: Vec<(TokenHash, Vec<u8>)>,
         }
         let encoded: Vec<Encoded> = sessions
             .iter()
-            .map(|n| {
-                let s = n.session;
+            .map(|s| {
                 Ok(Encoded {
                     id: s.id.0,
                     value: enc("sessions", s)?,
                     idx: keys::by_account(&s.account, s.app, s.seq, &s.id),
                     exp: (s.expires != NEVER).then(|| keys::by_expiry(s.expires, &s.id)),
-                    tokens: n
-                        .tokens
-                        .iter()
-                        .map(|(h, t)| Ok((*h, enc("tokens", t)?)))
-                        .collect::<Result<_>>()?,
                 })
             })
             .collect::<Result<_>>()?;
@@ -585,12 +614,11 @@ impl Store {
         (
             &self.t.sessions,
             &self.t.by_account,
-            &self.t.tokens,
             &self.t.by_expiry,
             &self.t.subjects,
             &self.t.subject_owners,
         )
-            .transaction(|(sessions, by_account, toks, by_expiry, subs, owners)| {
+            .transaction(|(sessions, by_account, by_expiry, subs, owners)| {
                 for (fwd, rev, n) in &subjects {
                     if subs.get(fwd.as_slice())?.is_none() {
                         subs.insert(fwd.as_slice(), n.subject.as_bytes())?;
@@ -603,9 +631,6 @@ impl Store {
                     if let Some(exp) = &e.exp {
                         by_expiry.insert(exp.as_slice(), &[])?;
                     }
-                    for (h, v) in &e.tokens {
-                        toks.insert(&h.0, v.clone())?;
-                    }
                 }
                 Ok(())
             })?;
@@ -613,7 +638,10 @@ impl Store {
     }
 
     pub fn session(&self, id: &SessionId) -> Result<Option<Session>> {
-        get(&self.t.sessions, "sessions", &id.0)
+        match self.t.sessions.get(id.0)? {
+            Some(v) => Ok(Some(dec_session(&id.0, &v)?)),
+            None => Ok(None),
+        }
     }
 
     /// Rewrites a session record (a tombstone, a new last-used time); its indexes do not
@@ -657,32 +685,47 @@ impl Store {
         get(&self.t.tokens, "tokens", &hash.0)
     }
 
-    /// Refresh-token rotation as ordered single-key writes, not a transaction: in sled
-    /// 0.34 a transaction takes a store-wide write lock, which stalls every other read and
-    /// write while it waits for them, and it seals the log buffer (a `pwrite` and its
+    /// A token record in the `tokens` tree (a replaced token, or one of an older store).
+    pub fn put_token(&self, hash: &TokenHash, t: &TokenRecord) -> Result<()> {
+        self.t.tokens.insert(hash.0, enc("tokens", t)?)?;
+        Ok(())
+    }
+
+    /// Refresh-token rotation as ordered single-key writes, not a transaction: in sled 0.34
+    /// a transaction takes a store-wide write lock, which stalls every other read and write
+    /// while it waits for them, and it seals the log buffer (a `pwrite` and its
     /// `sync_file_range`). The order keeps every crash state safe, because sled recovers a
-    /// prefix of its log: the new tokens first (unknown to anyone until the answer), then
-    /// the session record (its last-used time), and last the presented token marked
-    /// consumed (or whatever `old` says). A crash before that last write leaves the old
-    /// token as it was, so the client's retry rotates again; the orphaned new tokens were
-    /// never handed out and expire with their session.
+    /// prefix of its log:
+    /// 1. `replaced`: the session's tokens this rotation replaces, copied to the `tokens`
+    ///    tree (the refresh token consumed). Until step 2 the session record still holds
+    ///    them as current, and a check reads the session first, so nothing changes yet.
+    /// 2. `session`: the record with its new tokens and without the replaced ones. This one
+    ///    write is the rotation.
+    /// 3. `legacy`: the presented token marked consumed, when it was not the session's (a
+    ///    token of an older store, in the `tokens` tree only). A crash before this leaves it
+    ///    valid, so the client's retry rotates again; the new tokens of the lost attempt
+    ///    were never handed out.
     pub fn rotate(
         &self,
-        old: &(TokenHash, TokenRecord),
+        replaced: &[(TokenHash, TokenRecord)],
         session: &Session,
-        new: &[(TokenHash, TokenRecord)],
+        legacy: Option<&(TokenHash, TokenRecord)>,
     ) -> Result<()> {
-        let old_v = enc("tokens", &old.1)?;
-        let s_v = enc("sessions", session)?;
-        let new_v: Vec<(&TokenHash, Vec<u8>)> = new
+        let replaced_v: Vec<(&TokenHash, Vec<u8>)> = replaced
             .iter()
             .map(|(h, t)| Ok((h, enc("tokens", t)?)))
             .collect::<Result<_>>()?;
-        for (h, v) in new_v {
+        let s_v = enc("sessions", session)?;
+        let legacy_v = legacy
+            .map(|(h, t)| Ok::<_, StoreError>((h, enc("tokens", t)?)))
+            .transpose()?;
+        for (h, v) in replaced_v {
             self.t.tokens.insert(h.0, v)?;
         }
         self.t.sessions.insert(session.id.0, s_v)?;
-        self.t.tokens.insert(old.0.0, old_v)?;
+        if let Some((h, v)) = legacy_v {
+            self.t.tokens.insert(h.0, v)?;
+        }
         Ok(())
     }
 
@@ -811,6 +854,57 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = Store::open(dir.path(), &StoreOptions::default()).expect("open");
         (dir, s)
+    }
+
+    #[test]
+    fn sessions_of_the_layout_before_their_tokens_still_read() {
+        // What a store of the version before `Session::tokens` holds: the same fields in the
+        // same order, without `tokens`.
+        #[derive(Serialize)]
+        struct Before {
+            id: SessionId,
+            account: AccountId,
+            app: Option<AppKey>,
+            kind: SessionKind,
+            seq: u64,
+            device: DeviceInfo,
+            method: String,
+            created: Millis,
+            last_used: Millis,
+            expires: Millis,
+            has_refresh: bool,
+            revoked: Option<Revocation>,
+        }
+        let (_d, s) = store();
+        let old = Before {
+            id: SessionId([2; 16]),
+            account: AccountId::from_random([3; 17]),
+            app: Some(AppKey(4)),
+            kind: SessionKind::Login,
+            seq: 9,
+            device: DeviceInfo::default(),
+            method: "password".into(),
+            created: 1,
+            last_used: 2,
+            expires: 3,
+            has_refresh: true,
+            revoked: None,
+        };
+        s.t.sessions
+            .insert(old.id.0, codec::encode(&old).expect("encode"))
+            .expect("insert");
+        let read = s.session(&old.id).expect("decodes").expect("present");
+        assert_eq!(
+            (read.id, read.seq, read.kind, read.method.as_str()),
+            (old.id, 9, SessionKind::Login, "password")
+        );
+        assert!(read.tokens.is_empty());
+        // Written back, it is today's layout, and reads the same.
+        s.put_session(&read).expect("put");
+        assert_eq!(s.session(&old.id).expect("decodes"), Some(read));
+        // Neither layout accepts the other's record with bytes missing or left over.
+        let today = codec::encode(&s.session(&old.id).unwrap().unwrap()).unwrap();
+        assert!(dec_session(b"k", &today[..today.len() - 1]).is_err());
     }
 
     #[test]
