@@ -289,6 +289,18 @@ async fn admin(
     )
 }
 
+/// The admin API's view of one session (`GET /admin/v1/sessions/{id}`).
+async fn session_of(http: &Client, base: &str, id: &str) -> (StatusCode, Value) {
+    admin(
+        http,
+        base,
+        reqwest::Method::GET,
+        &format!("/sessions/{id}"),
+        None,
+    )
+    .await
+}
+
 /// One worker: random operations until told to stop (or the server dies under it).
 async fn worker(w: Arc<World>, seed: u64) {
     let mut rng = Rng(seed | 1);
@@ -547,14 +559,7 @@ async fn retry_unanswered_refreshes(http: &Client, base: &str, ledger: &mut Ledg
                 ledger.retried_rotated += 1;
             }
             StatusCode::UNAUTHORIZED => {
-                let (_, state) = admin(
-                    http,
-                    base,
-                    reqwest::Method::GET,
-                    &format!("/sessions/{}", s.id),
-                    None,
-                )
-                .await;
+                let (_, state) = session_of(http, base, &s.id).await;
                 assert_eq!(
                     state["state"], "revoked",
                     "session {}: its old refresh token was refused after a restart, but the \
@@ -572,14 +577,7 @@ async fn retry_unanswered_refreshes(http: &Client, base: &str, ledger: &mut Ledg
 /// Checks one session; returns whether its tokens were checked one by one (once per
 /// session: a revoked session's tokens are checked after the first restart that follows).
 async fn verify_one(http: &Client, base: &str, s: &Sess, must_die: bool, by: &str) -> bool {
-    let (status, body) = admin(
-        http,
-        base,
-        reqwest::Method::GET,
-        &format!("/sessions/{}", s.id),
-        None,
-    )
-    .await;
+    let (status, body) = session_of(http, base, &s.id).await;
     assert_eq!(status, StatusCode::OK, "session {} lost: {body}", s.id);
     let state = body["state"].as_str().unwrap_or_default();
     if !must_die {
