@@ -1,14 +1,20 @@
 //! The one place that knows how records become bytes: a format-version byte, then bincode
 //! 1.3.3 (big-endian, fixed-width integers, size-limited, no trailing bytes). Swapping the
 //! encoding (postcard is the maintained alternative) is a change to this file and a new
-//! version byte, nothing else.
+//! version byte, nothing else. A record type whose fields change gets a layout byte of its
+//! own (`SESSION_WITH_TOKENS`), so a record of the old layout is read as such and never
+//! mistaken for a damaged new one.
 
 use bincode::Options;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// The format of every value written today.
+/// The format of every value written today, but sessions.
 const FORMAT_V1: u8 = 1;
+
+/// Session records since they hold their current tokens' hashes (`Session::tokens`); a
+/// session record tagged `FORMAT_V1` has the layout before.
+pub const SESSION_WITH_TOKENS: u8 = 2;
 
 /// No record comes near this; a length prefix claiming more is corruption, not a reason
 /// to allocate.
@@ -23,12 +29,30 @@ fn options() -> impl Options {
 }
 
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
+    encode_as(FORMAT_V1, value)
+}
+
+/// Encodes with the given version byte (`SESSION_WITH_TOKENS` for sessions).
+pub fn encode_as<T: Serialize>(version: u8, value: &T) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(64);
-    out.push(FORMAT_V1);
+    out.push(version);
     options()
         .serialize_into(&mut out, value)
         .map_err(|e| e.to_string())?;
     Ok(out)
+}
+
+/// The version byte of a record and the bytes after it.
+pub fn split_version(bytes: &[u8]) -> Result<(u8, &[u8]), String> {
+    bytes
+        .split_first()
+        .map(|(v, rest)| (*v, rest))
+        .ok_or_else(|| "empty record".to_owned())
+}
+
+/// Decodes what follows a version byte the caller has already matched.
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    options().deserialize(body).map_err(|e| e.to_string())
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {

@@ -148,9 +148,8 @@ fn dec<T: DeserializeOwned>(tree: &'static str, key: &[u8], bytes: &[u8]) -> Res
     })
 }
 
-/// A session record as versions before `Session::tokens` wrote it. Read only: decoded when
-/// a record does not decode as today's `Session` (bincode rejects the shorter record), and
-/// then read as a session with no tokens of its own (its tokens are in the `tokens` tree).
+/// A session record as versions before `Session::tokens` wrote it (version byte 1). Read
+/// only, as a session with no tokens of its own: its tokens are in the `tokens` tree.
 #[derive(serde::Deserialize)]
 struct SessionV1 {
     id: SessionId,
@@ -167,26 +166,43 @@ struct SessionV1 {
     revoked: Option<Revocation>,
 }
 
-/// Decodes a session record of this version or of the one before.
-fn dec_session(key: &[u8], bytes: &[u8]) -> Result<Session> {
-    dec::<Session>("sessions", key, bytes).or_else(|today| {
-        let old: SessionV1 = codec::decode(bytes).map_err(|_| today)?;
-        Ok(Session {
-            id: old.id,
-            account: old.account,
-            app: old.app,
-            kind: old.kind,
-            seq: old.seq,
-            device: old.device,
-            method: old.method,
-            created: old.created,
-            last_used: old.last_used,
-            expires: old.expires,
-            has_refresh: old.has_refresh,
-            revoked: old.revoked,
-            tokens: Vec::new(),
-        })
+fn enc_session(s: &Session) -> Result<Vec<u8>> {
+    codec::encode_as(codec::SESSION_WITH_TOKENS, s).map_err(|detail| StoreError::Encode {
+        tree: "sessions",
+        detail,
     })
+}
+
+/// Decodes a session record of this layout or of the one before, by its version byte.
+fn dec_session(key: &[u8], bytes: &[u8]) -> Result<Session> {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        tree: "sessions",
+        key: hex_encode(key),
+        detail,
+    };
+    let (version, body) = codec::split_version(bytes).map_err(corrupt)?;
+    match version {
+        codec::SESSION_WITH_TOKENS => codec::decode_body(body).map_err(corrupt),
+        _ => {
+            // Version 1, or an unknown one, which `decode` names.
+            let old: SessionV1 = codec::decode(bytes).map_err(corrupt)?;
+            Ok(Session {
+                id: old.id,
+                account: old.account,
+                app: old.app,
+                kind: old.kind,
+                seq: old.seq,
+                device: old.device,
+                method: old.method,
+                created: old.created,
+                last_used: old.last_used,
+                expires: old.expires,
+                has_refresh: old.has_refresh,
+                revoked: old.revoked,
+                tokens: Vec::new(),
+            })
+        }
+    }
 }
 
 fn get<T: DeserializeOwned>(tree: &Tree, name: &'static str, key: &[u8]) -> Result<Option<T>> {
@@ -595,7 +611,7 @@ impl Store {
             .map(|s| {
                 Ok(Encoded {
                     id: s.id.0,
-                    value: enc("sessions", s)?,
+                    value: enc_session(s)?,
                     idx: keys::by_account(&s.account, s.app, s.seq, &s.id),
                     exp: (s.expires != NEVER).then(|| keys::by_expiry(s.expires, &s.id)),
                 })
@@ -647,7 +663,7 @@ impl Store {
     /// Rewrites a session record (a tombstone, a new last-used time); its indexes do not
     /// change because account, app, seq and expiry never do.
     pub fn put_session(&self, s: &Session) -> Result<()> {
-        self.t.sessions.insert(s.id.0, enc("sessions", s)?)?;
+        self.t.sessions.insert(s.id.0, enc_session(s)?)?;
         Ok(())
     }
 
@@ -715,7 +731,7 @@ impl Store {
             .iter()
             .map(|(h, t)| Ok((h, enc("tokens", t)?)))
             .collect::<Result<_>>()?;
-        let s_v = enc("sessions", session)?;
+        let s_v = enc_session(session)?;
         let legacy_v = legacy
             .map(|(h, t)| Ok::<_, StoreError>((h, enc("tokens", t)?)))
             .transpose()?;
@@ -901,10 +917,21 @@ mod tests {
         assert!(read.tokens.is_empty());
         // Written back, it is today's layout, and reads the same.
         s.put_session(&read).expect("put");
-        assert_eq!(s.session(&old.id).expect("decodes"), Some(read));
-        // Neither layout accepts the other's record with bytes missing or left over.
-        let today = codec::encode(&s.session(&old.id).unwrap().unwrap()).unwrap();
-        assert!(dec_session(b"k", &today[..today.len() - 1]).is_err());
+        assert_eq!(s.session(&old.id).expect("decodes"), Some(read.clone()));
+        // A record of either layout with bytes missing is damage, never the other layout.
+        let today = enc_session(&s.session(&old.id).unwrap().unwrap()).unwrap();
+        let before = codec::encode(&old).unwrap();
+        for record in [&today, &before] {
+            for cut in 0..record.len() {
+                assert!(dec_session(b"k", &record[..cut]).is_err(), "cut at {cut}");
+            }
+        }
+        // Today's session without tokens is not yesterday's record either.
+        let mut tokenless = read.clone();
+        tokenless.tokens.clear();
+        let bytes = enc_session(&tokenless).unwrap();
+        assert_eq!(bytes[0], codec::SESSION_WITH_TOKENS);
+        assert_eq!(dec_session(b"k", &bytes).unwrap(), tokenless);
     }
 
     #[test]
