@@ -177,6 +177,18 @@ struct Sess {
     tokens_checked: bool,
 }
 
+impl Sess {
+    /// Takes the tokens of a refresh's answer (Flashback's `{accessToken, refreshToken}`)
+    /// as the session's current ones.
+    fn rotated(&mut self, body: &Value) {
+        let text = |k: &str| body[k].as_str().expect(k).to_owned();
+        self.access = text("accessToken");
+        self.refresh = text("refreshToken");
+        self.tokens.push(self.access.clone());
+        self.tokens.push(self.refresh.clone());
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Revoke {
     account: usize,
@@ -394,16 +406,7 @@ async fn refresh(w: &World, rng: &mut Rng) {
                 l.violations.push(msg);
             }
             let s = &mut l.sessions[i];
-            s.access = body["accessToken"]
-                .as_str()
-                .expect("accessToken")
-                .to_owned();
-            s.refresh = body["refreshToken"]
-                .as_str()
-                .expect("refreshToken")
-                .to_owned();
-            s.tokens.push(s.access.clone());
-            s.tokens.push(s.refresh.clone());
+            s.rotated(&body);
             s.busy = false;
         }
         // Refused: the session was revoked under us (checked at the next restart).
@@ -550,11 +553,7 @@ async fn retry_unanswered_refreshes(http: &Client, base: &str, ledger: &mut Ledg
         let s = &mut ledger.sessions[i];
         match status {
             StatusCode::OK => {
-                let text = |k: &str| body[k].as_str().expect(k).to_owned();
-                s.access = text("accessToken");
-                s.refresh = text("refreshToken");
-                s.tokens.push(s.access.clone());
-                s.tokens.push(s.refresh.clone());
+                s.rotated(&body);
                 s.frozen = false;
                 ledger.retried_rotated += 1;
             }

@@ -151,6 +151,7 @@ fn dec<T: DeserializeOwned>(tree: &'static str, key: &[u8], bytes: &[u8]) -> Res
 /// A session record as versions before `Session::tokens` wrote it (version byte 1). Read
 /// only, as a session with no tokens of its own: its tokens are in the `tokens` tree.
 #[derive(serde::Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
 struct SessionV1 {
     id: SessionId,
     account: AccountId,
@@ -874,25 +875,9 @@ mod tests {
 
     #[test]
     fn sessions_of_the_layout_before_their_tokens_still_read() {
-        // What a store of the version before `Session::tokens` holds: the same fields in the
-        // same order, without `tokens`.
-        #[derive(Serialize)]
-        struct Before {
-            id: SessionId,
-            account: AccountId,
-            app: Option<AppKey>,
-            kind: SessionKind,
-            seq: u64,
-            device: DeviceInfo,
-            method: String,
-            created: Millis,
-            last_used: Millis,
-            expires: Millis,
-            has_refresh: bool,
-            revoked: Option<Revocation>,
-        }
+        // What a store of the version before `Session::tokens` holds.
         let (_d, s) = store();
-        let old = Before {
+        let old = SessionV1 {
             id: SessionId([2; 16]),
             account: AccountId::from_random([3; 17]),
             app: Some(AppKey(4)),
