@@ -1,6 +1,7 @@
 //! The command line: `sessiond serve`, `demo`, `conformance`, `check`, `bench`. Parsing and wiring only; the
 //! server is `http::serve`, the rules are in `domain`.
 
+use crate::config::LogFormat;
 use crate::domain::{self, Config, NewAccount, NewApp, NewSession, Sessiond, SystemClock};
 use crate::http::{Limits, serve};
 use crate::model::{DeviceInfo, SessionKind};
@@ -52,8 +53,26 @@ pub struct CheckArgs {
     pub data: PathBuf,
 }
 
-#[derive(Args, Debug, Clone)]
+/// `serve` and `demo`. Each setting is a flag, a `SESSIOND_*` variable and a key of the
+/// `--config` file (`src/config.rs`; README, "Operating sessiond").
+#[derive(Args, Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct ServeArgs {
+    /// TOML file of settings: keys are the long flag names (`listen = "0.0.0.0:8080"`,
+    /// `cache-mb = 128`, `ephemeral = true`). The command line and the environment override it.
+    #[arg(long, env = "SESSIOND_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print the settings this command would run with (from flags, environment, file and
+    /// defaults) as a configuration file, and exit without opening the store.
+    #[arg(long)]
+    pub print_config: bool,
+    /// Log lines as human-readable text or as one JSON object per line (on standard error).
+    #[arg(long, env = "SESSIOND_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// What to log: a level (`error`, `warn`, `info`, `debug`) or a `tracing` filter such as
+    /// `sessiond=debug,info`. `info` logs one line per request; benchmarks use `warn`.
+    #[arg(long, env = "SESSIOND_LOG", default_value = "info")]
+    pub log_level: String,
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long, env = "SESSIOND_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -75,14 +94,17 @@ pub struct ServeArgs {
     #[arg(long, env = "SESSIOND_DURABILITY", value_enum, default_value = "fsync")]
     pub durability: Durability,
     /// sled page cache, in MiB.
-    #[arg(long, env = "SESSIOND_CACHE_MB", default_value_t = 64)]
+    #[arg(long, env = "SESSIOND_CACHE_MB", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub cache_mb: u64,
     /// Largest request body accepted, in bytes (larger: 413).
-    #[arg(long, env = "SESSIOND_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
-    pub max_body_bytes: usize,
+    #[arg(long, env = "SESSIOND_MAX_BODY_BYTES", default_value_t = 64 * 1024,
+          value_parser = clap::value_parser!(u32).range(1024..))]
+    pub max_body_bytes: u32,
     /// Concurrent connections accepted.
-    #[arg(long, env = "SESSIOND_MAX_CONNECTIONS", default_value_t = 4096)]
-    pub max_connections: usize,
+    #[arg(long, env = "SESSIOND_MAX_CONNECTIONS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
     /// Requests per minute of an Okta API token created without a limit of its own.
     #[arg(long, env = "SESSIOND_RATE_LIMIT_PER_MINUTE", default_value_t = 1200)]
     pub rate_limit_per_minute: u32,
@@ -95,6 +117,20 @@ pub struct ServeArgs {
         default_value_t = 1200
     )]
     pub credential_limit_per_minute: u32,
+}
+
+impl Cli {
+    /// Where log lines go and how much is logged: `serve` and `demo` say so themselves; the
+    /// other commands log warnings and errors, unless `SESSIOND_LOG` says otherwise.
+    pub fn logging(&self) -> (LogFormat, String) {
+        match &self.command {
+            Command::Serve(a) | Command::Demo(a) => (a.log_format, a.log_level.clone()),
+            _ => (
+                LogFormat::Text,
+                std::env::var("SESSIOND_LOG").unwrap_or_else(|_| "warn".into()),
+            ),
+        }
+    }
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -165,6 +201,10 @@ fn check(args: &CheckArgs) -> i32 {
 }
 
 async fn serve_with(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
+    if args.print_config {
+        print!("{}", crate::config::render(&args)?);
+        return Ok(());
+    }
     let temp = if args.ephemeral {
         Some(tempfile::tempdir().context("creating a temporary data directory")?)
     } else {
@@ -207,8 +247,8 @@ async fn serve_with(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     use std::io::Write;
     std::io::stdout().flush()?;
     let limits = Limits {
-        max_body_bytes: args.max_body_bytes,
-        max_connections: args.max_connections,
+        max_body_bytes: args.max_body_bytes as usize,
+        max_connections: args.max_connections as usize,
         per_credential_per_minute: args.credential_limit_per_minute,
         ..Limits::default()
     };

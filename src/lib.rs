@@ -3,7 +3,9 @@
 //! revoke-all rules) → `store` (the only code that names sled) → disk.
 
 pub mod cli;
+pub mod config;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod model;
 pub mod store;

@@ -1,8 +1,6 @@
 //! The `sessiond` binary: logging, the command line, and the one place that prints an
 //! error and exits non-zero.
 
-use clap::Parser;
-
 /// sled 0.34 clones and frees whole tree nodes on every write; with glibc's allocator a
 /// quarter of a seeding profile was `_int_malloc`. mimalloc nearly doubled revokes/s at 32
 /// connections and seeding speed, side by side on the same data (BENCHMARKS.md).
@@ -10,14 +8,19 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SESSIOND_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = sessiond::cli::Cli::parse();
+    let cli = match sessiond::config::parse(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(sessiond::config::ParseError::Clap(e)) => e.exit(),
+        Err(sessiond::config::ParseError::Config(e)) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    };
+    let (format, filter) = cli.logging();
+    if let Err(e) = sessiond::config::init_logging(format, &filter) {
+        eprintln!("error: {e:#}");
+        std::process::exit(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

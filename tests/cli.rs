@@ -1,4 +1,5 @@
-//! The binary's command line: `sessiond check`'s exit codes, and flags that reach the server.
+//! The binary's command line: `sessiond check`'s exit codes, flags that reach the server,
+//! where settings come from (flags, `SESSIOND_*`, the `--config` file) and the log lines.
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
@@ -60,7 +61,19 @@ fn serve(dir: &std::path::Path, extra: &[&str]) -> (Running, String) {
 
 /// Runs `sessiond` with `args` to completion, or fails the test after 30 s.
 fn run(args: &[&OsStr]) -> std::process::Output {
-    let mut child = Command::new(BIN)
+    run_with(args, &[])
+}
+
+/// `run` with these environment variables set, and no other `SESSIOND_*` one.
+fn run_with(args: &[&OsStr], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(BIN);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("SESSIOND_") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd
+        .envs(env.iter().copied())
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -166,4 +179,190 @@ fn a_second_server_on_the_same_directory_fails_at_once_with_the_reason() {
         started.elapsed() < Duration::from_secs(10),
         "it waited for the lock instead of failing"
     );
+}
+
+fn os(args: &[&str]) -> Vec<std::ffi::OsString> {
+    args.iter().map(std::ffi::OsString::from).collect()
+}
+
+fn refs(args: &[std::ffi::OsString]) -> Vec<&OsStr> {
+    args.iter().map(|a| a.as_os_str()).collect()
+}
+
+#[test]
+fn settings_come_from_flags_then_environment_then_file_then_defaults() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("sessiond.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:9999\"\n\
+         cache-mb = 32\n\
+         durability = \"flush\"\n\
+         log_format = \"json\"\n\
+         ephemeral = true\n\
+         admin-token = \"from-the-file\"\n",
+    )
+    .expect("write config");
+    let mut args = os(&[
+        "serve",
+        "--print-config",
+        "--durability",
+        "none",
+        "--config",
+    ]);
+    args.push(file.clone().into_os_string());
+    let out = run_with(
+        &refs(&args),
+        &[
+            ("SESSIOND_CACHE_MB", "48"),
+            ("SESSIOND_DURABILITY", "fsync"),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: toml::Table = toml::from_str(&stdout).expect("--print-config prints TOML");
+    let get = |k: &str| {
+        got.get(k)
+            .unwrap_or_else(|| panic!("{k} missing: {stdout}"))
+    };
+    // The flag beats the environment, which beats the file, which beats the default.
+    assert_eq!(get("durability").as_str(), Some("none"), "{stdout}");
+    assert_eq!(get("cache-mb").as_integer(), Some(48), "{stdout}");
+    assert_eq!(get("listen").as_str(), Some("127.0.0.1:9999"), "{stdout}");
+    assert_eq!(get("log-format").as_str(), Some("json"), "{stdout}");
+    assert_eq!(get("ephemeral").as_bool(), Some(true), "{stdout}");
+    assert_eq!(get("max-connections").as_integer(), Some(4096), "{stdout}");
+    // The admin token is never printed.
+    assert!(!stdout.contains("from-the-file"), "{stdout}");
+    assert_eq!(get("admin-token").as_str(), Some("<set, not shown>"));
+}
+
+#[test]
+fn invalid_settings_fail_at_start_naming_the_setting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases: &[(&str, &str)] = &[
+        ("cashe-mb = 1\n", "unknown setting `cashe-mb`"),
+        ("cache-mb = \"lots\"\n", "--cache-mb"),
+        ("cache-mb = 0\n", "--cache-mb"),
+        ("durability = \"sometimes\"\n", "--durability"),
+        ("ephemeral = 3\n", "`ephemeral` is a switch"),
+        ("listen = [1, 2\n", "parsing the configuration file"),
+        ("log-level = \"info,[\"\n", "--log-level"),
+    ];
+    for (i, (text, needle)) in cases.iter().enumerate() {
+        let file = dir.path().join(format!("bad-{i}.toml"));
+        std::fs::write(&file, text).expect("write");
+        let mut args = os(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--ephemeral",
+            "--config",
+        ]);
+        args.push(file.into_os_string());
+        let out = run_with(&refs(&args), &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}: {err}");
+        assert!(err.contains(needle), "{text}: expected {needle:?} in {err}");
+        assert!(out.stdout.is_empty(), "{text}: it started anyway");
+    }
+    // The same checks apply to the environment and the command line.
+    let out = run_with(
+        &refs(&os(&["serve", "--ephemeral", "--print-config"])),
+        &[("SESSIOND_MAX_CONNECTIONS", "0")],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--max-connections"), "{err}");
+    let out = run_with(
+        &refs(&os(&["serve", "--config", "/nonexistent/sessiond.toml"])),
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("/nonexistent/sessiond.toml"), "{err}");
+}
+
+#[test]
+fn json_logs_give_one_line_per_request_with_its_id_shape_status_and_latency() {
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--ephemeral",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-token",
+            "cli-admin",
+            "--log-format",
+            "json",
+            "--log-level",
+            "info",
+        ])
+        .env_remove("SESSIOND_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    let running = Running(child);
+    let mut first = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut first)
+        .expect("the listening line");
+    let base = first
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("a base URL")
+        .to_owned();
+    let http = reqwest::blocking::Client::new();
+    let secret = "SSWS00secret-api-token-never-logged";
+    let okta = http
+        .delete(format!("{base}/api/v1/users/nobody/sessions?probe=1"))
+        .header("authorization", secret)
+        .send()
+        .expect("okta request");
+    assert_eq!(okta.status().as_u16(), 401);
+    let okta_id = okta
+        .headers()
+        .get("x-okta-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("X-Okta-Request-Id")
+        .to_owned();
+    let health = http.get(format!("{base}/healthz")).send().expect("healthz");
+    assert_eq!(health.status().as_u16(), 200);
+    // SIGTERM would be cleaner, but a kill also ends stderr, and every line was written
+    // before its answer went out.
+    drop(running);
+    let lines: Vec<serde_json::Value> = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .map(|l| serde_json::from_str(&l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let answered: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["message"] == "answered")
+        .collect();
+    assert_eq!(answered.len(), 2, "{lines:#?}");
+    let okta_line = answered[0];
+    assert_eq!(okta_line["status"], 401, "{okta_line}");
+    assert!(okta_line["latency_us"].is_u64(), "{okta_line}");
+    let span = &okta_line["span"];
+    assert_eq!(span["id"], okta_id.as_str(), "{okta_line}");
+    assert_eq!(span["shape"], "okta", "{okta_line}");
+    assert_eq!(span["method"], "DELETE", "{okta_line}");
+    assert_eq!(span["path"], "/api/v1/users/nobody/sessions", "{okta_line}");
+    assert_eq!(answered[1]["span"]["path"], "/healthz");
+    assert_ne!(answered[1]["span"]["id"], span["id"]);
+    let all = lines.iter().map(|l| l.to_string()).collect::<String>();
+    assert!(
+        !all.contains("secret-api-token"),
+        "a credential was logged: {all}"
+    );
+    assert!(!all.contains("probe=1"), "the query was logged: {all}");
 }

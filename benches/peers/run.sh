@@ -124,8 +124,10 @@ say "starting sessiond"
 SESSIOND_PORT=$(free_port)
 ADMIN_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 # The flood guard is per credential, and the load generator reuses each app's credential.
+# `--log-level warn`: no line per request, as PostgreSQL and Redis log none.
 "$SESSIOND" serve --listen "127.0.0.1:$SESSIOND_PORT" --data "$WORK/sessiond" \
-    --admin-token="$ADMIN_TOKEN" --credential-limit-per-minute 0 2>"$WORK/sessiond.log" &
+    --admin-token="$ADMIN_TOKEN" --credential-limit-per-minute 0 --log-level warn \
+    2>"$WORK/sessiond.log" &
 SESSIOND_PID=$!
 wait_for sessiond curl -fsS "http://127.0.0.1:$SESSIOND_PORT/healthz"
 

@@ -125,6 +125,7 @@ struct Inner {
     /// same account never interleave, so watermarks and counts are exact.
     locks: Vec<Mutex<()>>,
     limiter: ratelimit::RateLimiter,
+    metrics: crate::metrics::Metrics,
 }
 
 /// Whether a session can still be used.
@@ -183,8 +184,10 @@ impl Sessiond {
     /// directory on first use.
     pub fn new(store: Store, config: Config, clock: Arc<dyn Clock>) -> Result<Sessiond> {
         let hub = jwt::HubKey::load_or_create(store.dir()).map_err(StoreError::Io)?;
+        let metrics = crate::metrics::Metrics::new(store.flush_histogram());
         Ok(Sessiond {
             inner: Arc::new(Inner {
+                metrics,
                 store,
                 config,
                 clock,
@@ -197,6 +200,29 @@ impl Sessiond {
 
     pub fn now(&self) -> Millis {
         self.inner.clock.now()
+    }
+
+    /// What `GET /metrics` reports (`src/metrics.rs`).
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.inner.metrics
+    }
+
+    /// `GET /metrics`: every metric, the stored-records gauges refreshed if they are older
+    /// than `metrics::STORE_STATS_MAX_AGE`.
+    pub async fn render_metrics(&self) -> Result<String> {
+        if self.metrics().claim_store_stats_refresh() {
+            let this = self.clone();
+            let stats = tokio::task::spawn_blocking(move || this.store().stats())
+                .await
+                .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))??;
+            self.metrics().set_store_stats(&stats);
+        }
+        Ok(self.metrics().render())
+    }
+
+    /// `GET /readyz`: the store is open and a durable write goes through.
+    pub async fn ready(&self) -> Result<()> {
+        Ok(self.store().ready(self.now()).await?)
     }
 
     pub fn store(&self) -> &Store {

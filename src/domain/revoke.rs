@@ -4,6 +4,7 @@
 //! acknowledged.
 
 use super::{Error, Result, SessionState, Sessiond};
+use crate::metrics::ShapeLabel;
 use crate::model::*;
 
 /// What a revoke-all did. "Nothing to revoke" is `Ok` too; each shape decides what that
@@ -30,6 +31,8 @@ pub struct Counted {
 
 /// One revoke-all: which scopes and kinds die, who survives, whether devices are forgotten.
 struct Plan<'a> {
+    /// The API whose revoke-all this is (metrics).
+    shape: ShapeLabel,
     by: &'a str,
     reason: &'a str,
     targets: Vec<(Scope, SessionKind)>,
@@ -126,8 +129,10 @@ impl Sessiond {
     }
 
     async fn revoke_all_durably(&self, account: &AccountId, plan: Plan<'_>) -> Result<Revoked> {
+        let shape = plan.shape;
         let out = self.revoke_all(account, plan)?;
         self.sync().await?;
+        self.metrics().revoked(shape);
         Ok(out)
     }
 
@@ -135,6 +140,7 @@ impl Sessiond {
     /// absent): every session and token of the account in `app`.
     pub async fn rownd_sign_out_all(&self, app: AppKey, account: &AccountId) -> Result<Revoked> {
         let plan = Plan {
+            shape: ShapeLabel::rownd,
             by: "rownd.signout",
             reason: "signed out of all devices",
             targets: app_kinds(
@@ -152,6 +158,7 @@ impl Sessiond {
     /// OAuth sessions); `refresh_tokens` is the exact `revokedCount`.
     pub async fn connect_revoke_all(&self, app: AppKey, account: &AccountId) -> Result<Counted> {
         let plan = Plan {
+            shape: ShapeLabel::connect,
             by: "connect.revoke_all",
             reason: "revoke-all by the application",
             targets: app_kinds(app, &[SessionKind::Login, SessionKind::Oauth]),
@@ -167,6 +174,7 @@ impl Sessiond {
     /// application, the caller's own included.
     pub async fn flashback_revoke_all(&self, app: AppKey, account: &AccountId) -> Result<Revoked> {
         let plan = Plan {
+            shape: ShapeLabel::flashback,
             by: "flashback.revoke_all",
             reason: "logged out from all devices",
             targets: app_kinds(
@@ -190,6 +198,7 @@ impl Sessiond {
         current: Option<SessionId>,
     ) -> Result<Revoked> {
         let plan = Plan {
+            shape: ShapeLabel::rocketchat,
             by: "rocketchat.logout_other_clients",
             reason: "logged out from other clients",
             targets: app_kinds(app, &[SessionKind::Login]),
@@ -214,6 +223,7 @@ impl Sessiond {
             targets.push((Scope::AllApps, SessionKind::Oauth));
         }
         let plan = Plan {
+            shape: ShapeLabel::okta,
             by: "okta.revoke_user_sessions",
             reason: "all identity-provider sessions revoked by an administrator",
             targets,

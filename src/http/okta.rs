@@ -118,7 +118,7 @@ fn authorize(
     (token, decision)
 }
 
-fn with_headers(mut r: Resp, d: &RateDecision, headers: &HeaderMap) -> Resp {
+fn with_headers(mut r: Resp, d: &RateDecision, request_id: &str) -> Resp {
     let h = r.headers_mut();
     for (name, value) in [
         ("x-rate-limit-limit", d.limit.to_string()),
@@ -130,21 +130,17 @@ fn with_headers(mut r: Resp, d: &RateDecision, headers: &HeaderMap) -> Resp {
             HeaderValue::from_str(&value).expect("digits are a valid header"),
         );
     }
-    // Reuse a well-formed request id a retrying client refers to? Okta mints a new one per
-    // request; so do we.
-    let _ = headers;
-    let id = hex_encode(&crate::domain::secrets::random::<12>());
-    h.insert(
-        "x-okta-request-id",
-        HeaderValue::from_str(&id).expect("hex is a valid header"),
-    );
+    // Okta mints a new id per request; so do we: the one in this request's log lines.
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert("x-okta-request-id", v);
+    }
     r
 }
 
 /// Adds Okta's headers to an answer the router gave before the handler ran.
-pub fn stamp(state: &Sessiond, headers: &HeaderMap, r: Resp) -> Resp {
+pub fn stamp(state: &Sessiond, headers: &HeaderMap, request_id: &str, r: Resp) -> Resp {
     let (_, d) = authorize(state, headers);
-    with_headers(r, &d, headers)
+    with_headers(r, &d, request_id)
 }
 
 pub async fn handle(state: &Sessiond, req: &Req) -> Resp {
@@ -160,7 +156,7 @@ pub async fn handle(state: &Sessiond, req: &Req) -> Resp {
         Ok(None) => invalid_token(),
         Ok(Some(t)) => endpoint(state, req, &t).await,
     };
-    with_headers(resp, &decision, &req.headers)
+    with_headers(resp, &decision, &req.request_id)
 }
 
 async fn endpoint(state: &Sessiond, req: &Req, token: &ApiToken) -> Resp {

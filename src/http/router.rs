@@ -7,10 +7,13 @@ use super::throttle::{Throttle, Verdict};
 use super::wire::{self, Req, Resp};
 use super::{admin, connect, flashback, okta, rocketchat, rownd};
 use crate::domain::Sessiond;
+use crate::metrics::ShapeLabel;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Body;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tracing::Instrument;
 
 /// Which public document an endpoint belongs to: it decides the error format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +28,18 @@ pub enum Shape {
 }
 
 impl Shape {
+    fn label(self) -> ShapeLabel {
+        match self {
+            Shape::Rownd => ShapeLabel::rownd,
+            Shape::Connect => ShapeLabel::connect,
+            Shape::Flashback => ShapeLabel::flashback,
+            Shape::RocketChat => ShapeLabel::rocketchat,
+            Shape::Okta => ShapeLabel::okta,
+            Shape::Admin => ShapeLabel::admin,
+            Shape::Other => ShapeLabel::other,
+        }
+    }
+
     /// An error in this shape's own format, for failures found before a handler runs.
     pub fn error(self, status: StatusCode, message: &str) -> Resp {
         match self {
@@ -57,7 +72,7 @@ fn route(segs: &[&str]) -> Option<(Shape, &'static [Method])> {
         ["api", "v1", "users", _, "sessions"] => (Shape::Okta, &[M::DELETE]),
         ["api", "v1", "sessions", _] => (Shape::Okta, &[M::GET, M::DELETE]),
         ["admin", "v1", ..] => (Shape::Admin, &[M::GET, M::POST, M::DELETE, M::PATCH]),
-        ["healthz"] => (Shape::Other, GET),
+        ["healthz" | "readyz" | "metrics"] => (Shape::Other, GET),
         _ => return None,
     })
 }
@@ -81,28 +96,41 @@ impl Router {
     }
 
     /// Answers one request. Never panics on any input; every answer is in the reached
-    /// shape's error format, or the admin API's for paths that reach no shape.
+    /// shape's error format, or the admin API's for paths that reach no shape. Each request
+    /// runs in a span carrying its id (Okta's answers carry the same id in
+    /// `X-Okta-Request-Id`) and ends with one log line and its metrics. The path is logged
+    /// without its query; no header or body is.
     pub async fn handle<B>(&self, req: Request<B>) -> Resp
     where
         B: Body,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let started = std::time::Instant::now();
+        let id = request_id();
         let (parts, body) = req.into_parts();
-        let raw_path = parts.uri.path().to_owned();
-        let resp = self.dispatch(parts, body).await;
-        tracing::debug!(
-            path = %raw_path,
-            status = resp.status().as_u16(),
-            micros = started.elapsed().as_micros() as u64,
-            "request"
+        let span = tracing::info_span!(
+            "request",
+            id = %id,
+            method = %parts.method,
+            path = %parts.uri.path(),
+            shape = tracing::field::Empty,
         );
+        let (shape, resp) = self
+            .dispatch(parts, body, &id)
+            .instrument(span.clone())
+            .await;
+        let elapsed = started.elapsed();
+        let status = resp.status().as_u16();
+        self.state.metrics().request(shape.label(), status, elapsed);
+        span.in_scope(|| {
+            tracing::info!(status, latency_us = elapsed.as_micros() as u64, "answered");
+        });
         resp
     }
 
     /// The checks in the order ARCHITECTURE.md ("Limits") lists them: head size, path,
     /// method, flood guard, body; then one shape module.
-    async fn dispatch<B>(&self, parts: http::request::Parts, body: B) -> Resp
+    async fn dispatch<B>(&self, parts: http::request::Parts, body: B, id: &str) -> (Shape, Resp)
     where
         B: Body,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -117,7 +145,10 @@ impl Router {
             .map(|s| wire::percent_decode(s))
             .collect::<Option<Vec<_>>>()
         else {
-            return Shape::Other.error(StatusCode::NOT_FOUND, "no such endpoint");
+            return (
+                Shape::Other,
+                Shape::Other.error(StatusCode::NOT_FOUND, "no such endpoint"),
+            );
         };
         let mut segs: &[String] = &decoded;
         fn skip_empty(mut s: &[String]) -> &[String] {
@@ -140,15 +171,22 @@ impl Router {
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "request header fields too large",
             );
-            return shape_headers(shape, state, &parts.headers, r);
+            return (shape, shape_headers(shape, state, &parts.headers, id, r));
         }
         let Some((shape, methods)) = routed else {
-            return Shape::Other.error(StatusCode::NOT_FOUND, "no such endpoint");
+            return (
+                Shape::Other,
+                Shape::Other.error(StatusCode::NOT_FOUND, "no such endpoint"),
+            );
         };
+        tracing::Span::current().record("shape", tracing::field::debug(shape.label()));
         if shape == Shape::Admin && app_prefix.is_some() {
-            return Shape::Other.error(
-                StatusCode::NOT_FOUND,
-                "the admin API is not served under /apps/",
+            return (
+                Shape::Other,
+                Shape::Other.error(
+                    StatusCode::NOT_FOUND,
+                    "the admin API is not served under /apps/",
+                ),
             );
         }
         if !methods.contains(&parts.method) {
@@ -161,7 +199,7 @@ impl Router {
             if let Ok(v) = allow.parse() {
                 r.headers_mut().insert(header::ALLOW, v);
             }
-            return shape_headers(shape, state, &parts.headers, r);
+            return (shape, shape_headers(shape, state, &parts.headers, id, r));
         }
         // Okta counts its own (documented, per API token, with headers); the admin API is the
         // operator's.
@@ -175,13 +213,14 @@ impl Router {
                 let mut r = shape.error(StatusCode::TOO_MANY_REQUESTS, "too many requests");
                 r.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-                return r;
+                return (shape, r);
             }
         }
         let body = match read_body(body, &parts.headers, limits).await {
             Ok(b) => b,
             Err((status, msg)) => {
-                return shape_headers(shape, state, &parts.headers, shape.error(status, msg));
+                let r = shape.error(status, msg);
+                return (shape, shape_headers(shape, state, &parts.headers, id, r));
             }
         };
         let req = Req {
@@ -191,17 +230,63 @@ impl Router {
             segments: segs.to_vec(),
             app_prefix,
             body,
+            request_id: id.to_owned(),
         };
-        match shape {
+        let resp = match shape {
             Shape::Rownd => rownd::handle(state, &req).await,
             Shape::Connect => connect::handle(state, &req).await,
             Shape::Flashback => flashback::handle(state, &req).await,
             Shape::RocketChat => rocketchat::handle(state, &req).await,
             Shape::Okta => okta::handle(state, &req).await,
             Shape::Admin => admin::handle(state, &req).await,
-            Shape::Other => wire::json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
-        }
+            Shape::Other => operations(state, &req).await,
+        };
+        (shape, resp)
     }
+}
+
+/// The operator's endpoints: `GET /healthz` (the process answers), `GET /readyz` (the store
+/// takes a durable write: 200, else 503 with the reason), `GET /metrics` (OpenMetrics text).
+async fn operations(state: &Sessiond, req: &Req) -> Resp {
+    match req.segments.first().map(String::as_str) {
+        Some("readyz") => match state.ready().await {
+            Ok(()) => wire::json(StatusCode::OK, &serde_json::json!({"status": "ready"})),
+            Err(e) => {
+                tracing::error!(error = %e, "readyz: the store cannot take a durable write");
+                wire::json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &serde_json::json!({"status": "not ready", "error": e.to_string()}),
+                )
+            }
+        },
+        Some("metrics") => match state.render_metrics().await {
+            Ok(text) => {
+                let mut r = http::Response::new(http_body_util::Full::new(Bytes::from(text)));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+                );
+                r
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "metrics: reading the store failed");
+                admin::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "reading the store failed",
+                )
+            }
+        },
+        _ => wire::json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
+    }
+}
+
+/// A request id unique in this process: a random prefix drawn at start, then a counter.
+fn request_id() -> String {
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix =
+        PREFIX.get_or_init(|| crate::model::hex_encode(&crate::domain::secrets::random::<4>()));
+    format!("{prefix}{:016x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// The size of the request head as sent: request line and header lines with their CRLFs.
@@ -218,9 +303,15 @@ fn head_len(parts: &http::request::Parts) -> usize {
 }
 
 /// Okta stamps its headers on every answer, also those the router gives.
-fn shape_headers(shape: Shape, state: &Sessiond, headers: &http::HeaderMap, r: Resp) -> Resp {
+fn shape_headers(
+    shape: Shape,
+    state: &Sessiond,
+    headers: &http::HeaderMap,
+    id: &str,
+    r: Resp,
+) -> Resp {
     if shape == Shape::Okta {
-        okta::stamp(state, headers, r)
+        okta::stamp(state, headers, id, r)
     } else {
         r
     }

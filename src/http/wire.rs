@@ -19,6 +19,8 @@ pub struct Req {
     /// The anchor of an `/apps/{anchor}` prefix, if there was one.
     pub app_prefix: Option<String>,
     pub body: Bytes,
+    /// This request's id in the logs (and in Okta's `X-Okta-Request-Id`).
+    pub request_id: String,
 }
 
 impl Req {

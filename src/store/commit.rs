@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 /// What an acknowledged write has been through before its response is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Durability {
     /// sled's `flush()` (which stops at `sync_file_range`), then `fdatasync` of sled's data
     /// file, so the device's write cache is flushed too: what PostgreSQL and Redis mean by
@@ -47,6 +48,8 @@ pub(super) struct GroupCommit {
     /// (PostgreSQL's "fsyncgate"), so no write is acknowledged again until a restart
     /// recovers from what is really on disk.
     failed: std::sync::OnceLock<String>,
+    /// How long each flush took (`GET /metrics`).
+    pub(super) flush_seconds: prometheus_client::metrics::histogram::Histogram,
 }
 
 fn poisoned(why: &str) -> StoreError {
@@ -79,6 +82,7 @@ impl GroupCommit {
             state: Mutex::new(State::default()),
             done: watch::channel(0).0,
             failed: std::sync::OnceLock::new(),
+            flush_seconds: crate::metrics::flush_histogram(),
         })
     }
 
@@ -93,7 +97,15 @@ impl GroupCommit {
         if let Some(why) = self.failed.get() {
             return Err(poisoned(why));
         }
-        flush(db, self.data_file.as_deref(), self.mode).inspect_err(|e| self.poison(e))
+        let started = std::time::Instant::now();
+        let out = flush(db, self.data_file.as_deref(), self.mode).inspect_err(|e| self.poison(e));
+        self.flush_seconds.observe(started.elapsed().as_secs_f64());
+        out
+    }
+
+    /// The reason no write can be acknowledged any more, if a flush failed.
+    pub(super) fn failure(&self) -> Option<&str> {
+        self.failed.get().map(String::as_str)
     }
 
     fn poison(&self, e: &StoreError) {
@@ -134,14 +146,19 @@ impl GroupCommit {
                     let db = db.clone();
                     let file = self.data_file.clone();
                     let mode = self.mode;
-                    let result =
-                        tokio::task::spawn_blocking(move || flush(&db, file.as_deref(), mode))
-                            .await
-                            .unwrap_or_else(|e| {
-                                Err(StoreError::Io(std::io::Error::other(format!(
-                                    "flush task failed: {e}"
-                                ))))
-                            });
+                    let timer = self.flush_seconds.clone();
+                    let result = tokio::task::spawn_blocking(move || {
+                        let started = std::time::Instant::now();
+                        let out = flush(&db, file.as_deref(), mode);
+                        timer.observe(started.elapsed().as_secs_f64());
+                        out
+                    })
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(StoreError::Io(std::io::Error::other(format!(
+                            "flush task failed: {e}"
+                        ))))
+                    });
                     self.lock().running = false;
                     match result {
                         Ok(()) => {

@@ -108,6 +108,8 @@ struct Trees {
 /// the one-time migration at open, and at the first open of a new store).
 const MARKERS_LAYOUT_META: &str = "markers_layout";
 const MARKERS_LAYOUT: &[u8] = b"scope";
+/// `meta` key that `Store::ready` writes: the time of the last readiness probe.
+const READY_PROBE_META: &str = "ready_probe";
 
 /// A pairwise subject to record with new sessions, unless the account has one in the
 /// sector already.
@@ -391,6 +393,42 @@ impl Store {
     /// The blocking form of [`Store::sync`], for the CLI and benches.
     pub fn sync_blocking(&self) -> Result<()> {
         self.commit.flush_now(&self.db)
+    }
+
+    /// Whether the store can acknowledge a write now: no earlier flush failed, and a small
+    /// write to `meta` goes through a durable flush (`GET /readyz`).
+    pub async fn ready(&self, now: Millis) -> Result<()> {
+        if let Some(why) = self.commit.failure() {
+            return Err(StoreError::Io(std::io::Error::other(format!(
+                "an earlier flush failed ({why})"
+            ))));
+        }
+        self.t.meta.insert(READY_PROBE_META, &now.to_be_bytes())?;
+        self.sync().await
+    }
+
+    /// The histogram of durable flushes, for `GET /metrics`.
+    pub fn flush_histogram(&self) -> prometheus_client::metrics::histogram::Histogram {
+        self.commit.flush_seconds.clone()
+    }
+
+    /// Counts what the store holds. Reads every session record (to count its tokens): a
+    /// second or so per million sessions, so `/metrics` caches it.
+    pub fn stats(&self) -> Result<crate::metrics::StoreStats> {
+        let mut sessions = 0u64;
+        let mut tokens = self.t.tokens.len() as u64;
+        for entry in self.t.sessions.iter() {
+            let (k, v) = entry?;
+            sessions += 1;
+            tokens += dec_session(&k, &v)?.tokens.len() as u64;
+        }
+        Ok(crate::metrics::StoreStats {
+            accounts: self.t.accounts.len() as u64,
+            applications: self.t.apps.len() as u64,
+            sessions,
+            tokens,
+            disk_bytes: self.db.size_on_disk()?,
+        })
     }
 
     // ---- meta -------------------------------------------------------------------------

@@ -1,0 +1,195 @@
+//! Where settings come from, and logging. Every setting of `serve` (and `demo`) is a flag, a
+//! `SESSIOND_*` environment variable, and a key of the optional TOML file named by
+//! `--config`. Precedence, highest first: the command line, the environment, the file, the
+//! built-in default.
+//!
+//! The file is applied by turning its keys into the flags they name and parsing again, so
+//! a value from the file goes through exactly the same validation as the flag, and a bad
+//! one fails at start with clap's message about that flag, prefixed with the file's name.
+
+use crate::cli::Cli;
+use anyhow::{Context, bail};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
+use std::ffi::OsString;
+use std::path::Path;
+
+/// Subcommands that read `--config`.
+const WITH_CONFIG: &[&str] = &["serve", "demo"];
+
+/// How a failed parse should end: clap's own errors (including `--help` and `--version`)
+/// print and exit as clap does; a configuration file's problems are ordinary errors.
+#[derive(Debug)]
+pub enum ParseError {
+    Clap(clap::Error),
+    Config(anyhow::Error),
+}
+
+/// Parses the command line, the environment, and the configuration file if one is named.
+pub fn parse<I, T>(argv: I) -> Result<Cli, ParseError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
+    let matches = Cli::command()
+        .try_get_matches_from(&argv)
+        .map_err(ParseError::Clap)?;
+    let Some((name, sub)) = matches.subcommand() else {
+        return Cli::from_arg_matches(&matches).map_err(ParseError::Clap);
+    };
+    let file = WITH_CONFIG
+        .contains(&name)
+        .then(|| sub.get_one::<std::path::PathBuf>("config"))
+        .flatten();
+    let Some(file) = file else {
+        return Cli::from_arg_matches(&matches).map_err(ParseError::Clap);
+    };
+    let settings = file_settings(file, name).map_err(ParseError::Config)?;
+    let in_file = |e: clap::Error| {
+        // clap's first line names the flag and the value; its usage lines would describe
+        // the command line, which is not where the value came from.
+        let rendered = e.render().to_string();
+        let first = rendered.lines().next().unwrap_or_default().to_owned();
+        ParseError::Config(anyhow::anyhow!(
+            "in the configuration file {}: {}",
+            file.display(),
+            first.strip_prefix("error: ").unwrap_or(&first)
+        ))
+    };
+    // Every value of the file is checked, also one the command line or environment
+    // overrides: a broken file fails today, not on the day the override goes away.
+    let alone: Vec<OsString> = [argv[0].clone(), name.into()]
+        .into_iter()
+        .chain(
+            settings
+                .iter()
+                .flat_map(|(_, f)| f.iter().map(OsString::from)),
+        )
+        .collect();
+    Cli::command()
+        .try_get_matches_from(&alone)
+        .map_err(in_file)?;
+    let mut merged = argv;
+    for (id, flags) in settings {
+        if !matches!(
+            sub.value_source(&id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        ) {
+            merged.extend(flags.into_iter().map(OsString::from));
+        }
+    }
+    Cli::command()
+        .try_get_matches_from(&merged)
+        .and_then(|m| Cli::from_arg_matches(&m))
+        .map_err(in_file)
+}
+
+/// The settings of a configuration file: each as its argument id and the flags it stands for.
+fn file_settings(file: &Path, subcommand: &str) -> anyhow::Result<Vec<(String, Vec<String>)>> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading the configuration file {}", file.display()))?;
+    let table: toml::Table = toml::from_str(&text)
+        .with_context(|| format!("parsing the configuration file {}", file.display()))?;
+    let cmd = Cli::command();
+    let sub = cmd
+        .find_subcommand(subcommand)
+        .context("the subcommand that named the file")?;
+    let known: Vec<&clap::Arg> = sub
+        .get_arguments()
+        .filter(|a| {
+            a.get_long().is_some()
+                && !matches!(a.get_id().as_str(), "config" | "print_config" | "help")
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (key, value) in &table {
+        let mut flags = Vec::new();
+        let id = key.replace('-', "_");
+        let Some(arg) = known.iter().find(|a| a.get_id() == id.as_str()) else {
+            let names: Vec<&str> = known.iter().filter_map(|a| a.get_long()).collect();
+            bail!(
+                "in the configuration file {}: unknown setting `{key}` (known: {})",
+                file.display(),
+                names.join(", ")
+            );
+        };
+        let long = arg.get_long().unwrap_or(key);
+        let takes_value = arg.get_action().takes_values();
+        let scalar = |v: &toml::Value| -> anyhow::Result<String> {
+            Ok(match v {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => bail!(
+                    "in the configuration file {}: `{key}` must be a string, number or boolean, not {}",
+                    file.display(),
+                    other.type_str()
+                ),
+            })
+        };
+        match value {
+            toml::Value::Boolean(b) if !takes_value => {
+                if *b {
+                    flags.push(format!("--{long}"));
+                }
+            }
+            _ if !takes_value => bail!(
+                "in the configuration file {}: `{key}` is a switch: write `{key} = true` or `false`",
+                file.display()
+            ),
+            toml::Value::Array(items) => {
+                for item in items {
+                    flags.push(format!("--{long}={}", scalar(item)?));
+                }
+            }
+            v => flags.push(format!("--{long}={}", scalar(v)?)),
+        }
+        out.push((id, flags));
+    }
+    Ok(out)
+}
+
+/// The settings `serve` would run with, as a configuration file (`--print-config`): the
+/// admin token is never shown, only whether one is set.
+pub fn render(args: &crate::cli::ServeArgs) -> anyhow::Result<String> {
+    let mut value = toml::Table::try_from(args).context("rendering the settings")?;
+    value.remove("config");
+    value.remove("print-config");
+    if value.contains_key("admin-token") {
+        value.insert("admin-token".into(), "<set, not shown>".into());
+    }
+    Ok(toml::to_string(&value)?)
+}
+
+/// Log output: human-readable lines, or one JSON object per line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Installs the global subscriber, writing to standard error. `filter` is an `EnvFilter`
+/// directive (`info`, `warn`, `sessiond=debug,info`, ...).
+pub fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .with_context(|| format!("invalid --log-level `{filter}`"))?;
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    let installed = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
+    installed.map_err(|e| anyhow::anyhow!("installing the logger: {e}"))
+}

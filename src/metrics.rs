@@ -1,0 +1,221 @@
+//! What `GET /metrics` reports, in one place: every metric sessiond exports is declared
+//! here, with its help text. The HTTP layer counts requests, the domain counts what
+//! revocations did, the store times its flushes; the gauges of what is stored are read
+//! from the store when scraped (at most once per [`STORE_STATS_MAX_AGE`]: counting reads
+//! every session record).
+//!
+//! The format is OpenMetrics text (`application/openmetrics-text; version=1.0.0`), the
+//! standardised form of Prometheus' text format, which Prometheus scrapes natively.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// How old the stored-records gauges may be when scraped.
+pub const STORE_STATS_MAX_AGE: Duration = Duration::from_secs(30);
+
+/// Which API an answer belongs to, as a label.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum ShapeLabel {
+    rownd,
+    connect,
+    flashback,
+    rocketchat,
+    okta,
+    admin,
+    other,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    shape: ShapeLabel,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShapeLabels {
+    shape: ShapeLabel,
+}
+
+/// Latency buckets from 50 µs to about 3.3 s, doubling.
+fn latency_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(50e-6, 2.0, 17))
+}
+
+/// What the store holds, read when scraped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub accounts: u64,
+    pub applications: u64,
+    /// Session records, alive or dead (dead ones until the sweeper removes them).
+    pub sessions: u64,
+    /// Token hashes kept: each session's current tokens, and tokens replaced by rotation.
+    pub tokens: u64,
+    /// The store's size on disk, as sled reports it.
+    pub disk_bytes: u64,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<ShapeLabels, Histogram, fn() -> Histogram>,
+    rate_limited: Family<ShapeLabels, Counter>,
+    revocations: Family<ShapeLabels, Counter>,
+    stored: StoredGauges,
+    last_stats: Mutex<Option<Instant>>,
+}
+
+struct StoredGauges {
+    accounts: Gauge,
+    applications: Gauge,
+    sessions: Gauge,
+    tokens: Gauge,
+    disk_bytes: Gauge,
+}
+
+impl Metrics {
+    /// A registry with every metric, `flush_seconds` being the store's own histogram of its
+    /// durable flushes.
+    pub fn new(flush_seconds: Histogram) -> Metrics {
+        let mut registry = Registry::with_prefix("sessiond");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "Requests answered, by API shape and status",
+            requests.clone(),
+        );
+        let latency = Family::<ShapeLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_buckets,
+        );
+        registry.register_with_unit(
+            "http_request_duration",
+            "Time from the request's arrival to its answer, by API shape",
+            Unit::Seconds,
+            latency.clone(),
+        );
+        let rate_limited = Family::<ShapeLabels, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused with 429 by a rate limit (Okta's per-token limits, the other shapes' per-credential flood guard)",
+            rate_limited.clone(),
+        );
+        let revocations = Family::<ShapeLabels, Counter>::default();
+        registry.register(
+            "revocations",
+            "Acknowledged revoke-alls, by API shape",
+            revocations.clone(),
+        );
+        registry.register_with_unit(
+            "store_flush_duration",
+            "Durable flushes of the store (sled flush, then fdatasync in the default mode); one flush covers every write that arrived before it",
+            Unit::Seconds,
+            flush_seconds,
+        );
+        let stored = StoredGauges {
+            accounts: Gauge::default(),
+            applications: Gauge::default(),
+            sessions: Gauge::default(),
+            tokens: Gauge::default(),
+            disk_bytes: Gauge::default(),
+        };
+        registry.register(
+            "accounts_stored",
+            "Accounts in the store",
+            stored.accounts.clone(),
+        );
+        registry.register(
+            "applications_stored",
+            "Applications in the store",
+            stored.applications.clone(),
+        );
+        registry.register(
+            "sessions_stored",
+            "Session records in the store, alive or dead but not yet swept",
+            stored.sessions.clone(),
+        );
+        registry.register(
+            "tokens_stored",
+            "Token hashes in the store: current tokens of every session, and tokens replaced by refresh rotation",
+            stored.tokens.clone(),
+        );
+        registry.register_with_unit(
+            "store_disk",
+            "The store's size on disk",
+            Unit::Bytes,
+            stored.disk_bytes.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            rate_limited,
+            revocations,
+            stored,
+            last_stats: Mutex::new(None),
+        }
+    }
+
+    /// One answered request.
+    pub fn request(&self, shape: ShapeLabel, status: u16, elapsed: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels { shape, status })
+            .inc();
+        self.latency
+            .get_or_create(&ShapeLabels { shape })
+            .observe(elapsed.as_secs_f64());
+        if status == 429 {
+            self.rate_limited
+                .get_or_create(&ShapeLabels { shape })
+                .inc();
+        }
+    }
+
+    /// One acknowledged revoke-all.
+    pub fn revoked(&self, shape: ShapeLabel) {
+        self.revocations.get_or_create(&ShapeLabels { shape }).inc();
+    }
+
+    /// Whether the stored-records gauges are older than [`STORE_STATS_MAX_AGE`] (or were
+    /// never read). Claims the refresh: a second caller within the window gets `false`.
+    pub fn claim_store_stats_refresh(&self) -> bool {
+        let mut last = self.last_stats.lock().unwrap_or_else(|p| p.into_inner());
+        match *last {
+            Some(t) if t.elapsed() < STORE_STATS_MAX_AGE => false,
+            _ => {
+                *last = Some(Instant::now());
+                true
+            }
+        }
+    }
+
+    pub fn set_store_stats(&self, s: &StoreStats) {
+        let g = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.stored.accounts.set(g(s.accounts));
+        self.stored.applications.set(g(s.applications));
+        self.stored.sessions.set(g(s.sessions));
+        self.stored.tokens.set(g(s.tokens));
+        self.stored.disk_bytes.set(g(s.disk_bytes));
+    }
+
+    /// Every metric, in OpenMetrics text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// A histogram for the store's flushes, with the same buckets as request latency.
+pub fn flush_histogram() -> Histogram {
+    latency_buckets()
+}
