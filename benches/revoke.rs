@@ -37,7 +37,9 @@ use sessiond::domain::{
     Config, Counted, Issued, NewAccount, NewApp, NewSession, Refreshed, Revoked, SessionState,
     Sessiond, SystemClock, TokenCheck,
 };
-use sessiond::model::{AccountId, AppKey, DeviceInfo, SessionId, SessionKind, TokenKind};
+use sessiond::model::{
+    AccountId, AppKey, Credential, DeviceInfo, SessionId, SessionKind, TokenKind,
+};
 use sessiond::store::{Durability, Store, StoreOptions};
 use std::hint::black_box;
 use std::io::Write;
@@ -235,18 +237,24 @@ impl Shape {
         let s = &env.s;
         match self {
             Shape::Connect => s
-                .connect_revoke_all(env.p, &t.account)
+                .connect_revoke_all(env.p, &t.account, Credential::Admin)
                 .await
                 .map(|c| Revoked {
                     counted: Some(c),
                     devices_forgotten: 0,
                 }),
-            Shape::Rownd => s.rownd_sign_out_all(env.p, &t.account).await,
-            Shape::RocketChat => {
-                s.rocketchat_logout_others(env.p, &t.account, t.current)
+            Shape::Rownd => {
+                s.rownd_sign_out_all(env.p, &t.account, Credential::Admin)
                     .await
             }
-            Shape::Okta => s.okta_revoke_user_sessions(&t.account, true, false).await,
+            Shape::RocketChat => {
+                s.rocketchat_logout_others(env.p, &t.account, t.current, Credential::Admin)
+                    .await
+            }
+            Shape::Okta => {
+                s.okta_revoke_user_sessions(&t.account, true, false, Credential::Admin)
+                    .await
+            }
         }
         .expect("revoke-all")
     }
@@ -330,8 +338,11 @@ fn ops_and_revoke_all(c: &mut Criterion) {
     let live = live.access_token.expect("access token");
     let (dead_account, dead) = rt.block_on(login(&env, "introspected-revoked"));
     let dead = dead.access_token.expect("access token");
-    rt.block_on(env.s.connect_revoke_all(env.p, &dead_account))
-        .expect("revoke");
+    rt.block_on(
+        env.s
+            .connect_revoke_all(env.p, &dead_account, Credential::Admin),
+    )
+    .expect("revoke");
     for (name, token, want_active) in [("active", &live, true), ("revoked", &dead, false)] {
         let check = || {
             env.s

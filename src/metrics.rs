@@ -70,6 +70,8 @@ pub struct Metrics {
     latency: Family<ShapeLabels, Histogram, fn() -> Histogram>,
     rate_limited: Family<ShapeLabels, Counter>,
     revocations: Family<ShapeLabels, Counter>,
+    sessions_revoked: Family<ShapeLabels, Counter>,
+    refresh_tokens_revoked: Family<ShapeLabels, Counter>,
     stored: StoredGauges,
     last_stats: Mutex<Option<Instant>>,
 }
@@ -113,6 +115,18 @@ impl Metrics {
             "revocations",
             "Acknowledged revoke-alls, by API shape",
             revocations.clone(),
+        );
+        let sessions_revoked = Family::<ShapeLabels, Counter>::default();
+        registry.register(
+            "sessions_revoked",
+            "Live sessions killed by revocations, by API shape (a revoke-all's are counted just after its answer, off the request path)",
+            sessions_revoked.clone(),
+        );
+        let refresh_tokens_revoked = Family::<ShapeLabels, Counter>::default();
+        registry.register(
+            "refresh_tokens_revoked",
+            "Live refresh tokens killed by revocations, by API shape",
+            refresh_tokens_revoked.clone(),
         );
         registry.register_with_unit(
             "store_flush_duration",
@@ -159,6 +173,8 @@ impl Metrics {
             latency,
             rate_limited,
             revocations,
+            sessions_revoked,
+            refresh_tokens_revoked,
             stored,
             last_stats: Mutex::new(None),
         }
@@ -182,6 +198,15 @@ impl Metrics {
     /// One acknowledged revoke-all.
     pub fn revoked(&self, shape: ShapeLabel) {
         self.revocations.get_or_create(&ShapeLabels { shape }).inc();
+    }
+
+    /// What an acknowledged revocation killed.
+    pub fn killed(&self, shape: ShapeLabel, sessions: u64, refresh_tokens: u64) {
+        let l = ShapeLabels { shape };
+        self.sessions_revoked.get_or_create(&l).inc_by(sessions);
+        self.refresh_tokens_revoked
+            .get_or_create(&l)
+            .inc_by(refresh_tokens);
     }
 
     /// Whether the stored-records gauges are older than [`STORE_STATS_MAX_AGE`] (or were

@@ -212,6 +212,71 @@ pub struct Revocation {
     pub reason: String,
 }
 
+/// Who asked for a revocation, as the audit log names them: an identifier, never a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Credential {
+    /// A Rownd application credential: its publishable app key (the secret is not kept).
+    AppKey(String),
+    /// A Connect client JWT, signed with the application's key.
+    ClientJwt(Anchor),
+    /// A user's own token (access token, login token, personal access token, hub JWT,
+    /// refresh token): the session it belongs to.
+    Session(SessionId),
+    /// An Okta API token, by id.
+    ApiToken(String),
+    /// The admin API's bearer token.
+    Admin,
+    /// sessiond itself (a refresh token presented again after its rotation).
+    Sessiond,
+}
+
+/// What a revocation killed: live sessions, and the refresh tokens among their credentials.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditCount {
+    pub sessions: u64,
+    pub refresh_tokens: u64,
+}
+
+/// What a revoke-all's count needs, kept until the count is done: the revoke-all writes
+/// watermarks and never visits its sessions, so what it killed is counted after its answer
+/// (`domain::audit`), as the sessions it covered that were alive just before it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingCount {
+    pub targets: Vec<(Scope, SessionKind)>,
+    pub upto: u64,
+    pub except: Option<SessionId>,
+    /// The account's watermarks just before the revoke-all.
+    pub before: Vec<(Scope, ScopeMarkers)>,
+}
+
+/// One revocation, as the audit log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// The store's sequence number when it was written: the log's order.
+    pub seq: u64,
+    pub at: Millis,
+    /// The API it came through: `rownd`, `connect`, `flashback`, `rocketchat`, `okta`,
+    /// `admin`.
+    pub shape: String,
+    /// The operation, as in `Revocation::by` (`okta.revoke_user_sessions`, ...).
+    pub operation: String,
+    pub credential: Credential,
+    pub account: AccountId,
+    /// The application revoked in (`None`: identity-provider sessions, or every
+    /// application, as `scope` says).
+    pub app: Option<AppKey>,
+    /// `app`, `idp`, `all_apps`, `idp_and_all_apps` (Okta), `session` (one session).
+    pub scope: String,
+    /// The one session revoked, for single-session revocations.
+    pub session: Option<SessionId>,
+    /// Remembered devices forgotten (Okta).
+    pub devices_forgotten: u64,
+    /// What it killed; `None` until counted.
+    pub killed: Option<AuditCount>,
+    /// What the count needs; `None` once counted (or never needed).
+    pub pending: Option<PendingCount>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Application {
     pub key: AppKey,
@@ -365,7 +430,7 @@ impl ScopeMarkers {
 }
 
 /// Where a marker applies, within one account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Scope {
     /// Sessions of no application (identity-provider sessions).
     NoApp,

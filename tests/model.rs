@@ -270,6 +270,32 @@ macro_rules! check {
     };
 }
 
+/// The audit log's newest entry of `account` counts what the model says died.
+fn audit_counted(
+    sut: &Sut,
+    account: &AccountId,
+    sessions: usize,
+    refresh: usize,
+) -> Result<(), TestCaseError> {
+    let fail = |e: sessiond::domain::Error| TestCaseError::fail(e.to_string());
+    sut.s().count_pending_audit().map_err(fail)?;
+    let newest = sut.s().audit_log(Some(account), None, 1).map_err(fail)?;
+    let Some(e) = newest.first() else {
+        return Err(TestCaseError::fail("no audit entry"));
+    };
+    let got = e.killed.unwrap_or_default();
+    check!(
+        e.killed.is_some()
+            && got.sessions == sessions as u64
+            && got.refresh_tokens == refresh as u64,
+        "audit entry {} ({}) counted {:?}, model ({sessions}, {refresh})",
+        e.seq,
+        e.operation,
+        e.killed
+    );
+    Ok(())
+}
+
 fn pick<T>(v: &[T], i: usize) -> Option<usize> {
     (!v.is_empty()).then(|| i % v.len())
 }
@@ -447,23 +473,26 @@ fn step(sut: &mut Sut, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
             let (got, kinds): (_, &[SessionKind]) = match op {
                 Op::Rownd { .. } => (
                     sut.rt
-                        .block_on(s.rownd_sign_out_all(key, &id))
+                        .block_on(s.rownd_sign_out_all(key, &id, Credential::Admin))
                         .map(|r| r.counted),
                     &[SessionKind::Login, SessionKind::Oauth, SessionKind::Pat],
                 ),
                 Op::Connect { .. } => (
-                    sut.rt.block_on(s.connect_revoke_all(key, &id)).map(Some),
+                    sut.rt
+                        .block_on(s.connect_revoke_all(key, &id, Credential::Admin))
+                        .map(Some),
                     &[SessionKind::Login, SessionKind::Oauth],
                 ),
                 _ => (
                     sut.rt
-                        .block_on(s.flashback_revoke_all(key, &id))
+                        .block_on(s.flashback_revoke_all(key, &id, Credential::Admin))
                         .map(|r| r.counted),
                     &[SessionKind::Login, SessionKind::Oauth, SessionKind::Pat],
                 ),
             };
             let got = got.map_err(|e| TestCaseError::fail(e.to_string()))?;
             let (n, refresh) = m.revoke(a, Some(Some(p)), kinds, None);
+            audit_counted(sut, &id, n, refresh)?;
             match (got, op) {
                 (Some(c), Op::Connect { .. }) => {
                     check!(
@@ -507,11 +536,13 @@ fn step(sut: &mut Sut, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
                 m.apps[p].key,
                 &m.accounts[a],
                 keep_id,
+                Credential::Admin,
             ));
             let keeper_alive = keep.is_none_or(|i| m.sessions[i].state(m.now) == MState::Active);
             match got {
                 Ok(r) if keeper_alive => {
-                    m.revoke(a, Some(Some(p)), &[SessionKind::Login], keep_id);
+                    let (n, refresh) = m.revoke(a, Some(Some(p)), &[SessionKind::Login], keep_id);
+                    audit_counted(sut, &m.accounts[a], n, refresh)?;
                     check!(r.counted.is_none(), "Rocket.Chat counted {:?}", r.counted);
                 }
                 Err(sessiond::domain::Error::CallerRevoked) if !keeper_alive => {}
@@ -537,12 +568,16 @@ fn step(sut: &mut Sut, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
                     &m.accounts[a],
                     oauth_tokens,
                     forget_devices,
+                    Credential::Admin,
                 ))
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
-            m.revoke(a, Some(None), &[SessionKind::Idp], None);
+            let (mut n, mut refresh) = m.revoke(a, Some(None), &[SessionKind::Idp], None);
             if oauth_tokens {
-                m.revoke(a, None, &[SessionKind::Oauth], None);
+                let (n2, refresh2) = m.revoke(a, None, &[SessionKind::Oauth], None);
+                n += n2;
+                refresh += refresh2;
             }
+            audit_counted(sut, &m.accounts[a], n, refresh)?;
             check!(got.counted.is_none(), "Okta counted {:?}", got.counted);
             let forgotten = if forget_devices {
                 std::mem::take(&mut m.devices[a])
@@ -562,18 +597,28 @@ fn step(sut: &mut Sut, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
             let alive = m.sessions[i].state(m.now) == MState::Active;
             let killed = sut
                 .rt
-                .block_on(
-                    sut.s()
-                        .revoke_session(&m.sessions[i].id, "model.revoke_one", "test"),
-                )
+                .block_on(sut.s().revoke_session(
+                    &m.sessions[i].id,
+                    "model.revoke_one",
+                    "test",
+                    Credential::Admin,
+                ))
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
             check!(
                 killed == alive,
                 "revoke_session said {killed}, model alive = {alive}"
             );
+            let had_refresh = m.sessions[i].refresh.is_some();
             if alive {
                 m.sessions[i].revoked = true;
             }
+            let account = m.accounts[m.sessions[i].account];
+            audit_counted(
+                sut,
+                &account,
+                usize::from(alive),
+                usize::from(alive && had_refresh),
+            )?;
         }
         Op::AddDevice { account } => {
             let Some(a) = pick(&m.accounts, account) else {

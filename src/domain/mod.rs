@@ -11,6 +11,7 @@
 //! by a striped lock so counts such as Connect's `revokedCount` are exact.
 
 mod admin;
+mod audit;
 mod clientjwt;
 pub mod jwt;
 mod ratelimit;
@@ -126,6 +127,7 @@ struct Inner {
     locks: Vec<Mutex<()>>,
     limiter: ratelimit::RateLimiter,
     metrics: crate::metrics::Metrics,
+    audit: audit::AuditQueue,
 }
 
 /// Whether a session can still be used.
@@ -188,6 +190,7 @@ impl Sessiond {
         Ok(Sessiond {
             inner: Arc::new(Inner {
                 metrics,
+                audit: audit::AuditQueue::default(),
                 store,
                 config,
                 clock,
@@ -657,6 +660,15 @@ impl Sessiond {
     pub async fn refresh(&self, app: Option<AppKey>, token: &str, by: &str) -> Result<Refreshed> {
         let out = self.refresh_now(app, token, by)?;
         self.sync().await?;
+        if matches!(out, Refreshed::Reused) {
+            self.killed_now(
+                by,
+                AuditCount {
+                    sessions: 1,
+                    refresh_tokens: 1,
+                },
+            );
+        }
         Ok(out)
     }
 
@@ -679,6 +691,7 @@ impl Sessiond {
                 };
                 s.revoked = Some(r);
                 store.put_session(&s)?;
+                self.record_session_revocation(&s, by, Credential::Sessiond, true)?;
                 Ok(Refreshed::Reused)
             }
             TokenCheck::Active(active) => {

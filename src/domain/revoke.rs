@@ -3,6 +3,7 @@
 //! under the account's lock, then a durable sync before it returns: an `Ok` here may be
 //! acknowledged.
 
+use super::audit::RevokeAllRecord;
 use super::{Error, Result, SessionState, Sessiond};
 use crate::metrics::ShapeLabel;
 use crate::model::*;
@@ -33,6 +34,8 @@ pub struct Counted {
 struct Plan<'a> {
     /// The API whose revoke-all this is (metrics).
     shape: ShapeLabel,
+    /// Who asked (the audit log).
+    credential: Credential,
     by: &'a str,
     reason: &'a str,
     targets: Vec<(Scope, SessionKind)>,
@@ -43,7 +46,13 @@ struct Plan<'a> {
 }
 
 impl Sessiond {
-    fn revoke_all(&self, account: &AccountId, plan: Plan<'_>) -> Result<Revoked> {
+    /// Writes the watermarks and the audit entry; returns what to answer, the entry's
+    /// sequence number, and its count if it was taken now.
+    fn revoke_all(
+        &self,
+        account: &AccountId,
+        plan: &Plan<'_>,
+    ) -> Result<(Revoked, u64, Option<AuditCount>)> {
         let store = self.store();
         let _g = self.lock(account);
         if store.account(account)?.is_none() {
@@ -58,9 +67,18 @@ impl Sessiond {
             }
         }
         let counted = if plan.count {
-            Some(self.count_live(account, &plan)?)
+            Some(self.count_live(account, plan)?)
         } else {
             None
+        };
+        let killed = counted.map(|c| AuditCount {
+            sessions: c.sessions as u64,
+            refresh_tokens: c.refresh_tokens as u64,
+        });
+        // What the audit's later count judges "alive just before" against.
+        let before = match killed {
+            Some(_) => Vec::new(),
+            None => store.markers_of(account)?,
         };
         let upto = store.next_seq()?;
         let revocation = Revocation {
@@ -84,10 +102,22 @@ impl Sessiond {
             })
             .collect();
         let devices_forgotten = store.apply_revocation(account, &markers, plan.forget_devices)?;
-        Ok(Revoked {
+        self.record_revoke_all(RevokeAllRecord {
+            seq: upto,
+            at: revocation.at,
+            operation: plan.by,
+            credential: plan.credential.clone(),
+            account,
+            targets: &plan.targets,
+            except: plan.except,
+            devices_forgotten,
+            counted: killed.ok_or(before),
+        })?;
+        let revoked = Revoked {
             counted,
             devices_forgotten,
-        })
+        };
+        Ok((revoked, upto, killed))
     }
 
     /// What is alive now and would die under `plan`: exact, because the caller holds the
@@ -129,17 +159,26 @@ impl Sessiond {
     }
 
     async fn revoke_all_durably(&self, account: &AccountId, plan: Plan<'_>) -> Result<Revoked> {
-        let shape = plan.shape;
-        let out = self.revoke_all(account, plan)?;
+        let (out, seq, killed) = self.revoke_all(account, &plan)?;
         self.sync().await?;
-        self.metrics().revoked(shape);
+        self.metrics().revoked(plan.shape);
+        match killed {
+            Some(c) => self.killed_now(plan.by, c),
+            None => self.enqueue_count(seq),
+        }
         Ok(out)
     }
 
     /// Rownd `signout` with app credentials (or a hub JWT with `sign_out_all` true or
     /// absent): every session and token of the account in `app`.
-    pub async fn rownd_sign_out_all(&self, app: AppKey, account: &AccountId) -> Result<Revoked> {
+    pub async fn rownd_sign_out_all(
+        &self,
+        app: AppKey,
+        account: &AccountId,
+        credential: Credential,
+    ) -> Result<Revoked> {
         let plan = Plan {
+            credential,
             shape: ShapeLabel::rownd,
             by: "rownd.signout",
             reason: "signed out of all devices",
@@ -156,8 +195,14 @@ impl Sessiond {
 
     /// Connect `revoke-all`: the account's refresh tokens issued for `app` (its login and
     /// OAuth sessions); `refresh_tokens` is the exact `revokedCount`.
-    pub async fn connect_revoke_all(&self, app: AppKey, account: &AccountId) -> Result<Counted> {
+    pub async fn connect_revoke_all(
+        &self,
+        app: AppKey,
+        account: &AccountId,
+        credential: Credential,
+    ) -> Result<Counted> {
         let plan = Plan {
+            credential,
             shape: ShapeLabel::connect,
             by: "connect.revoke_all",
             reason: "revoke-all by the application",
@@ -172,8 +217,14 @@ impl Sessiond {
 
     /// Flashback `sessions/revoke-all`: every session of the user in the token's
     /// application, the caller's own included.
-    pub async fn flashback_revoke_all(&self, app: AppKey, account: &AccountId) -> Result<Revoked> {
+    pub async fn flashback_revoke_all(
+        &self,
+        app: AppKey,
+        account: &AccountId,
+        credential: Credential,
+    ) -> Result<Revoked> {
         let plan = Plan {
+            credential,
             shape: ShapeLabel::flashback,
             by: "flashback.revoke_all",
             reason: "logged out from all devices",
@@ -196,8 +247,10 @@ impl Sessiond {
         app: AppKey,
         account: &AccountId,
         current: Option<SessionId>,
+        credential: Credential,
     ) -> Result<Revoked> {
         let plan = Plan {
+            credential,
             shape: ShapeLabel::rocketchat,
             by: "rocketchat.logout_other_clients",
             reason: "logged out from other clients",
@@ -217,12 +270,14 @@ impl Sessiond {
         account: &AccountId,
         oauth_tokens: bool,
         forget_devices: bool,
+        credential: Credential,
     ) -> Result<Revoked> {
         let mut targets = vec![(Scope::NoApp, SessionKind::Idp)];
         if oauth_tokens {
             targets.push((Scope::AllApps, SessionKind::Oauth));
         }
         let plan = Plan {
+            credential,
             shape: ShapeLabel::okta,
             by: "okta.revoke_user_sessions",
             reason: "all identity-provider sessions revoked by an administrator",
@@ -236,30 +291,40 @@ impl Sessiond {
 
     /// Revokes one session (logout, an administrator's or the user's choice). `Ok(false)`
     /// if it was not alive. Either way, its state is durable when this returns.
-    pub async fn revoke_session(&self, id: &SessionId, by: &str, reason: &str) -> Result<bool> {
+    pub async fn revoke_session(
+        &self,
+        id: &SessionId,
+        by: &str,
+        reason: &str,
+        credential: Credential,
+    ) -> Result<bool> {
         let store = self.store();
         let Some(s) = store.session(id)? else {
             return Err(Error::NotFound("session"));
         };
-        let killed = {
+        let (killed, count) = {
             let _g = self.lock(&s.account);
             let mut s = store.session(id)?.ok_or(Error::NotFound("session"))?;
-            if self.state(&s)? == SessionState::Active {
+            let killed = self.state(&s)? == SessionState::Active;
+            if killed {
                 s.revoked = Some(Revocation {
                     at: self.now(),
                     by: by.to_owned(),
                     reason: reason.to_owned(),
                 });
                 store.put_session(&s)?;
-                true
-            } else {
-                false
             }
+            // Recorded also when it was dead already: the request was made.
+            (
+                killed,
+                self.record_session_revocation(&s, by, credential, killed)?,
+            )
         };
         // Also when it was already dead: a concurrent revocation of it may have written its
         // tombstone without having made it durable yet, and "already revoked" may only be
         // acknowledged once that is on disk.
         self.sync().await?;
+        self.killed_now(by, count);
         Ok(killed)
     }
 }

@@ -80,6 +80,7 @@ pub async fn handle(state: &Sessiond, req: &Req) -> Resp {
         (&Method::DELETE, ["sessions", id]) => delete_session(state, id).await,
         (&Method::POST, ["api-tokens"]) => create_api_token(state, req).await,
         (&Method::POST, ["introspect"]) => introspect(state, req),
+        (&Method::GET, ["audit"]) => audit(state, req),
         _ => Err(error(StatusCode::NOT_FOUND, "no such admin endpoint")),
     };
     match result {
@@ -304,6 +305,83 @@ fn account_sessions(state: &Sessiond, req: &Req, id: &str) -> Out {
     Ok((StatusCode::OK, json!({"sessions": items})))
 }
 
+/// `GET /admin/v1/audit[?account=ID][&before=CURSOR][&limit=N]`: revocations, newest first;
+/// `next` is the cursor of the following page (`null` on the last one).
+fn audit(state: &Sessiond, req: &Req) -> Out {
+    let account = match req.query_param("account") {
+        Some(id) => Some(account_of(state, &id)?.id),
+        None => None,
+    };
+    let bad = |what: &str| error(StatusCode::BAD_REQUEST, what);
+    let before = match req.query_param("before") {
+        Some(c) => Some(
+            c.parse::<u64>()
+                .map_err(|_| bad("`before` must be the `next` cursor of a previous page"))?,
+        ),
+        None => None,
+    };
+    let limit = match req.query_param("limit") {
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| bad("`limit` must be a number from 1 to 1000"))?,
+        None => 100,
+    };
+    let entries = state
+        .audit_log(account.as_ref(), before, limit)
+        .map_err(from_domain)?;
+    let mut anchors: std::collections::HashMap<AppKey, Option<String>> = Default::default();
+    let mut items = Vec::with_capacity(entries.len());
+    for e in &entries {
+        let application = match e.app {
+            Some(k) => match anchors.get(&k) {
+                Some(a) => a.clone(),
+                None => {
+                    let a = state
+                        .app(k)
+                        .map_err(from_domain)?
+                        .map(|a| a.anchor.as_str().to_owned());
+                    anchors.insert(k, a.clone());
+                    a
+                }
+            },
+            None => None,
+        };
+        items.push(json!({
+            "id": e.seq.to_string(),
+            "at": wire::iso_ms(e.at),
+            "shape": e.shape,
+            "operation": e.operation,
+            "credential": credential_json(&e.credential),
+            "account": e.account.as_str(),
+            "application": application,
+            "scope": e.scope,
+            "session": e.session.map(|s| s.to_string()),
+            "counted": e.killed.is_some(),
+            "sessions_revoked": e.killed.map(|k| k.sessions),
+            "refresh_tokens_revoked": e.killed.map(|k| k.refresh_tokens),
+            "devices_forgotten": e.devices_forgotten,
+        }));
+    }
+    let next = (entries.len() == limit)
+        .then(|| entries.last().map(|e| e.seq.to_string()))
+        .flatten();
+    Ok((StatusCode::OK, json!({"entries": items, "next": next})))
+}
+
+/// Who asked for a revocation: `{"type": ..., "id": ...}`, an identifier, never a secret.
+fn credential_json(c: &Credential) -> Value {
+    match c {
+        Credential::AppKey(k) => json!({"type": "app_key", "id": k}),
+        Credential::ClientJwt(a) => json!({"type": "client_jwt", "id": a.as_str()}),
+        Credential::Session(s) => json!({"type": "session", "id": s.to_string()}),
+        Credential::ApiToken(t) => json!({"type": "api_token", "id": t}),
+        Credential::Admin => json!({"type": "admin", "id": null}),
+        Credential::Sessiond => json!({"type": "sessiond", "id": null}),
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateDevice {
@@ -448,7 +526,12 @@ async fn delete_session(state: &Sessiond, id: &str) -> Out {
     let sid =
         SessionId::parse(id).ok_or_else(|| error(StatusCode::NOT_FOUND, "session not found"))?;
     let killed = state
-        .revoke_session(&sid, "admin.revoke_session", "revoked by an administrator")
+        .revoke_session(
+            &sid,
+            "admin.revoke_session",
+            "revoked by an administrator",
+            Credential::Admin,
+        )
         .await
         .map_err(from_domain)?;
     let (s, st) = state

@@ -104,7 +104,14 @@ async fn revoke_all(state: &Sessiond, req: &Req) -> Resp {
             Ok(()) => 0,
             Err(e) => return internal(&e),
         },
-        Some(account) => match state.connect_revoke_all(auth.app.key, &account).await {
+        Some(account) => match state
+            .connect_revoke_all(
+                auth.app.key,
+                &account,
+                Credential::ClientJwt(auth.app.anchor.clone()),
+            )
+            .await
+        {
             Ok(r) => r.refresh_tokens,
             Err(crate::domain::Error::NotFound(_)) => 0,
             Err(e) => return internal(&e),
@@ -214,7 +221,12 @@ async fn logout(state: &Sessiond, req: &Req) -> Resp {
     let revoked = match state.check_token(&body.refresh_token, app, &[TokenKind::Refresh]) {
         Ok(TokenCheck::Active(a)) => {
             match state
-                .revoke_session(&a.session.id, "connect.logout", "logged out")
+                .revoke_session(
+                    &a.session.id,
+                    "connect.logout",
+                    "logged out",
+                    Credential::Session(a.session.id),
+                )
                 .await
             {
                 Ok(_) => true,
@@ -229,6 +241,7 @@ async fn logout(state: &Sessiond, req: &Req) -> Resp {
                     &s.id,
                     "connect.logout",
                     "logged out with a rotated refresh token",
+                    Credential::Session(s.id),
                 )
                 .await
             {

@@ -72,7 +72,11 @@ async fn revoke_all(state: &Sessiond, req: &Req, app: &Application) -> Resp {
         return error(StatusCode::BAD_REQUEST, "Invalid JSON body");
     }
     match state
-        .flashback_revoke_all(app.key, &caller.session.account)
+        .flashback_revoke_all(
+            app.key,
+            &caller.session.account,
+            Credential::Session(caller.session.id),
+        )
         .await
     {
         Ok(_) => wire::json(
@@ -99,7 +103,12 @@ async fn revoke_one(state: &Sessiond, req: &Req, app: &Application, id: &str) ->
         Err(e) => return failed("Failed to revoke session", &e),
     }
     match state
-        .revoke_session(&sid, "flashback.revoke_session", "revoked by the user")
+        .revoke_session(
+            &sid,
+            "flashback.revoke_session",
+            "revoked by the user",
+            Credential::Session(caller.session.id),
+        )
         .await
     {
         Ok(true) => wire::json(

@@ -167,7 +167,7 @@ async fn endpoint(state: &Sessiond, req: &Req, token: &ApiToken) -> Resp {
             if !has(USERS_MANAGE) {
                 return forbidden();
             }
-            revoke_user_sessions(state, req, user).await
+            revoke_user_sessions(state, req, user, token).await
         }
         ("GET", ["api", "v1", "sessions", id]) => {
             if !has(SESSIONS_READ) && !has(SESSIONS_MANAGE) {
@@ -179,7 +179,7 @@ async fn endpoint(state: &Sessiond, req: &Req, token: &ApiToken) -> Resp {
             if !has(SESSIONS_MANAGE) {
                 return forbidden();
             }
-            delete_session(state, id).await
+            delete_session(state, id, token).await
         }
         _ => transport_error(StatusCode::NOT_FOUND, "Not found"),
     }
@@ -200,7 +200,7 @@ fn flag(req: &Req, name: &str, default: bool) -> Result<bool, Resp> {
     }
 }
 
-async fn revoke_user_sessions(state: &Sessiond, req: &Req, user: &str) -> Resp {
+async fn revoke_user_sessions(state: &Sessiond, req: &Req, user: &str, token: &ApiToken) -> Resp {
     let oauth_tokens = match flag(req, "oauthTokens", false) {
         Ok(v) => v,
         Err(r) => return r,
@@ -213,7 +213,12 @@ async fn revoke_user_sessions(state: &Sessiond, req: &Req, user: &str) -> Resp {
         return not_found(user, "User");
     };
     match state
-        .okta_revoke_user_sessions(&id, oauth_tokens, forget_devices)
+        .okta_revoke_user_sessions(
+            &id,
+            oauth_tokens,
+            forget_devices,
+            Credential::ApiToken(token.id.clone()),
+        )
         .await
     {
         Ok(_) => wire::empty(StatusCode::NO_CONTENT),
@@ -276,7 +281,7 @@ fn get_session(state: &Sessiond, id: &str) -> Resp {
     )
 }
 
-async fn delete_session(state: &Sessiond, id: &str) -> Resp {
+async fn delete_session(state: &Sessiond, id: &str, token: &ApiToken) -> Resp {
     let s = match live_idp_session(state, id) {
         Ok(Some(s)) => s,
         Ok(None) => return not_found(id, "Session"),
@@ -287,6 +292,7 @@ async fn delete_session(state: &Sessiond, id: &str) -> Resp {
             &s.id,
             "okta.revoke_session",
             "session closed by an administrator",
+            Credential::ApiToken(token.id.clone()),
         )
         .await
     {

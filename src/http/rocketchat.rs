@@ -72,7 +72,12 @@ async fn logout_other_clients(state: &Sessiond, req: &Req, app: &Application) ->
     };
     let keep = (current.record.kind == TokenKind::Login).then_some(current.session.id);
     match state
-        .rocketchat_logout_others(app.key, &current.session.account, keep)
+        .rocketchat_logout_others(
+            app.key,
+            &current.session.account,
+            keep,
+            Credential::Session(current.session.id),
+        )
         .await
     {
         Ok(_) => {}

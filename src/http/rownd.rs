@@ -145,13 +145,24 @@ async fn signout(state: &Sessiond, req: &Req, app_id: &str, user: &str) -> Resp 
         Ok(None) => return error(StatusCode::NOT_FOUND, "user not found"),
         Err(e) => return internal(&e),
     }
+    let credential = match &caller {
+        Caller::User { session, .. } => Credential::Session(*session),
+        Caller::App(_) => {
+            Credential::AppKey(req.header("x-rownd-app-key").unwrap_or_default().to_owned())
+        }
+    };
     let result = match caller {
         Caller::User { session, .. } if body.sign_out_all == Some(false) => state
-            .revoke_session(&session, "rownd.signout", "signed out of this device")
+            .revoke_session(
+                &session,
+                "rownd.signout",
+                "signed out of this device",
+                credential,
+            )
             .await
             .map(|_| ()),
         _ => state
-            .rownd_sign_out_all(app.key, &account)
+            .rownd_sign_out_all(app.key, &account, credential)
             .await
             .map(|_| ()),
     };

@@ -55,6 +55,7 @@ impl Default for Limits {
 }
 
 /// Serves until `shutdown` resolves, then stops accepting, drains, and flushes the store.
+/// Also runs the service's background work (`Sessiond::start_background`) meanwhile.
 pub async fn serve(
     listener: TcpListener,
     state: Sessiond,
@@ -74,6 +75,7 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let router = Arc::new(Router::new(state.clone(), limits.clone()));
+    state.start_background().map_err(std::io::Error::other)?;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -129,6 +131,13 @@ pub async fn serve(
         () = tokio::time::sleep(limits.drain_timeout) => {
             tracing::warn!("shutdown: in-flight requests did not finish in time");
         }
+    }
+    // Counts of the last revocations go into the audit log before the last flush.
+    if tokio::time::timeout(limits.drain_timeout, state.audit_idle())
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown: audit counts not finished; they resume at the next start");
     }
     let st = state.clone();
     tokio::task::spawn_blocking(move || st.store().sync_blocking())

@@ -99,6 +99,24 @@ pub fn jti(app: AppKey, jti: &str) -> Vec<u8> {
     k
 }
 
+/// The scope at the end of a `markers` key (see [`marker`]).
+pub fn scope_of_marker(key: &[u8]) -> Option<Scope> {
+    let tail: [u8; 8] = key.get(AccountId::LEN..MARKER_KEY_LEN)?.try_into().ok()?;
+    (key.len() == MARKER_KEY_LEN).then_some(match u64::from_be_bytes(tail) {
+        0 => Scope::NoApp,
+        u64::MAX => Scope::AllApps,
+        a => Scope::App(AppKey(a)),
+    })
+}
+
+/// `audit_by_account`: account ‖ seq.
+pub fn audit_by_account(account: &AccountId, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(AccountId::LEN + 8);
+    k.extend_from_slice(&account.0);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

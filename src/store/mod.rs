@@ -18,6 +18,8 @@
 //! - `devices`: account ‖ device id → RememberedDevice
 //! - `api_tokens`: SHA-256(token) → ApiToken
 //! - `jtis`: app ‖ jti → expiry (client-JWT replay detection)
+//! - `audit`: seq → AuditEntry (every revocation); `audit_by_account`: account ‖ seq → ();
+//!   `audit_pending`: seq → () (entries whose count is not done yet)
 
 mod check;
 pub mod codec;
@@ -102,6 +104,9 @@ struct Trees {
     devices: Tree,
     api_tokens: Tree,
     jtis: Tree,
+    audit: Tree,
+    audit_by_account: Tree,
+    audit_pending: Tree,
 }
 
 /// `meta` key recording that the `markers` tree has the `ScopeMarkers` layout (written after
@@ -303,6 +308,9 @@ impl Store {
             devices: open("devices")?,
             api_tokens: open("api_tokens")?,
             jtis: open("jtis")?,
+            audit: open("audit")?,
+            audit_by_account: open("audit_by_account")?,
+            audit_pending: open("audit_pending")?,
         };
         let commit = commit::GroupCommit::new(&sled_dir, opts.durability)?;
         let store = Store {
@@ -852,6 +860,105 @@ impl Store {
             },
         )?;
         Ok(device_keys.len())
+    }
+
+    /// Every watermark of an account, by scope (what a revoke-all's count needs).
+    pub fn markers_of(&self, account: &AccountId) -> Result<Vec<(Scope, ScopeMarkers)>> {
+        let mut out = Vec::new();
+        for kv in self.t.markers.scan_prefix(account.0) {
+            let (k, v) = kv?;
+            // Old-layout keys are migrated at open; anything else is not a watermark.
+            if let Some(scope) = keys::scope_of_marker(&k) {
+                out.push((scope, dec("markers", &k, &v)?));
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- audit log ----------------------------------------------------------------------
+
+    /// Records a revocation. Three single-key writes, in an order whose every prefix is
+    /// harmless (sled recovers a prefix of its log): the entry, then its account index,
+    /// then, if its count is still to do, its `audit_pending` mark. Made durable by the
+    /// caller's sync, with the revocation it records.
+    pub fn put_audit(&self, e: &AuditEntry) -> Result<()> {
+        self.t.audit.insert(e.seq.to_be_bytes(), enc("audit", e)?)?;
+        self.t
+            .audit_by_account
+            .insert(keys::audit_by_account(&e.account, e.seq), &[])?;
+        if e.pending.is_some() {
+            self.t.audit_pending.insert(e.seq.to_be_bytes(), &[])?;
+        }
+        Ok(())
+    }
+
+    /// Replaces an entry whose count is done, then drops its `audit_pending` mark.
+    pub fn finish_audit(&self, e: &AuditEntry) -> Result<()> {
+        self.t.audit.insert(e.seq.to_be_bytes(), enc("audit", e)?)?;
+        self.t.audit_pending.remove(e.seq.to_be_bytes())?;
+        Ok(())
+    }
+
+    pub fn audit_entry(&self, seq: u64) -> Result<Option<AuditEntry>> {
+        get(&self.t.audit, "audit", &seq.to_be_bytes())
+    }
+
+    /// Entries whose count is not done (after a restart: those the last run left).
+    pub fn pending_audit(&self) -> Result<Vec<u64>> {
+        self.t
+            .audit_pending
+            .iter()
+            .keys()
+            .map(|k| {
+                let k = k?;
+                let b: [u8; 8] = k.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                    tree: "audit_pending",
+                    key: hex_encode(&k),
+                    detail: "key is not a sequence number".into(),
+                })?;
+                Ok(u64::from_be_bytes(b))
+            })
+            .collect()
+    }
+
+    /// Up to `limit` entries, newest first, older than `before` (a seq) if given; of one
+    /// account, or of all.
+    pub fn audit_page(
+        &self,
+        account: Option<&AccountId>,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>> {
+        let upper = before.unwrap_or(u64::MAX);
+        let mut out = Vec::new();
+        match account {
+            None => {
+                for kv in self.t.audit.range(..upper.to_be_bytes()).rev().take(limit) {
+                    let (k, v) = kv?;
+                    out.push(dec("audit", &k, &v)?);
+                }
+            }
+            Some(a) => {
+                let lo = keys::audit_by_account(a, 0);
+                let hi = keys::audit_by_account(a, upper);
+                for k in self.t.audit_by_account.range(lo..hi).keys().rev() {
+                    let k = k?;
+                    let seq = k
+                        .get(AccountId::LEN..)
+                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                        .map(u64::from_be_bytes);
+                    // The record is written before its index entry, so this is only a
+                    // defence against a damaged store.
+                    if let Some(e) = seq.map(|s| self.audit_entry(s)).transpose()?.flatten() {
+                        out.push(e);
+                        if out.len() == limit {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     // ---- remembered devices -----------------------------------------------------------

@@ -1,0 +1,295 @@
+//! The audit log: every revocation is recorded with the revocation itself (the same sync
+//! makes both durable), newest first through the admin API.
+//!
+//! A revoke-all writes watermarks and never visits the sessions it kills, so its cost does
+//! not grow with their number. What it killed is counted afterwards, off the request path,
+//! by one background task: the sessions its watermarks cover that were alive just before
+//! it, judged against the account's watermarks as they were then (kept in the entry until
+//! the count is done). Entries left uncounted by a stop are counted at the next start.
+//! Single-session revocations, and Connect's revoke-all (whose answer is the count), are
+//! recorded already counted.
+
+use super::{Result, Sessiond};
+use crate::metrics::ShapeLabel;
+use crate::model::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{OnceLock, Weak};
+use tokio::sync::{Notify, mpsc};
+
+/// The background count's queue, and how much of it is outstanding.
+#[derive(Default)]
+pub(super) struct AuditQueue {
+    tx: OnceLock<mpsc::UnboundedSender<u64>>,
+    outstanding: AtomicU64,
+    idle: Notify,
+}
+
+/// The API an operation name belongs to (`okta.revoke_session` → `okta`).
+fn shape_of(operation: &str) -> &str {
+    operation.split('.').next().unwrap_or(operation)
+}
+
+fn label(shape: &str) -> ShapeLabel {
+    match shape {
+        "rownd" => ShapeLabel::rownd,
+        "connect" => ShapeLabel::connect,
+        "flashback" => ShapeLabel::flashback,
+        "rocketchat" => ShapeLabel::rocketchat,
+        "okta" => ShapeLabel::okta,
+        "admin" => ShapeLabel::admin,
+        _ => ShapeLabel::other,
+    }
+}
+
+/// How an entry names what a revoke-all covered.
+fn scope_name(targets: &[(Scope, SessionKind)]) -> (&'static str, Option<AppKey>) {
+    let no_app = targets.iter().any(|(s, _)| *s == Scope::NoApp);
+    let all_apps = targets.iter().any(|(s, _)| *s == Scope::AllApps);
+    let app = targets.iter().find_map(|(s, _)| match s {
+        Scope::App(a) => Some(*a),
+        _ => None,
+    });
+    let name = match (no_app, all_apps) {
+        (true, true) => "idp_and_all_apps",
+        (true, false) => "idp",
+        (false, true) => "all_apps",
+        (false, false) => "app",
+    };
+    (name, app)
+}
+
+/// What the revoke-all of `revoke.rs` hands over to be recorded.
+pub(super) struct RevokeAllRecord<'a> {
+    pub seq: u64,
+    pub at: Millis,
+    pub operation: &'a str,
+    pub credential: Credential,
+    pub account: &'a AccountId,
+    pub targets: &'a [(Scope, SessionKind)],
+    pub except: Option<SessionId>,
+    pub devices_forgotten: usize,
+    /// The exact count, where the revoke-all took it (Connect); else the watermarks before.
+    pub counted: Result<AuditCount, Vec<(Scope, ScopeMarkers)>>,
+}
+
+impl Sessiond {
+    /// Writes the entry of a revoke-all (under the account's lock, before the sync that
+    /// acknowledges the revocation).
+    pub(super) fn record_revoke_all(&self, r: RevokeAllRecord<'_>) -> Result<()> {
+        let (scope, app) = scope_name(r.targets);
+        let (killed, pending) = match r.counted {
+            Ok(c) => (Some(c), None),
+            Err(before) => (
+                None,
+                Some(PendingCount {
+                    targets: r.targets.to_vec(),
+                    upto: r.seq,
+                    except: r.except,
+                    before,
+                }),
+            ),
+        };
+        self.store().put_audit(&AuditEntry {
+            seq: r.seq,
+            at: r.at,
+            shape: shape_of(r.operation).to_owned(),
+            operation: r.operation.to_owned(),
+            credential: r.credential,
+            account: *r.account,
+            app,
+            scope: scope.into(),
+            session: None,
+            devices_forgotten: r.devices_forgotten as u64,
+            killed,
+            pending,
+        })?;
+        Ok(())
+    }
+
+    /// Writes the entry of a single-session revocation (under the account's lock).
+    pub(super) fn record_session_revocation(
+        &self,
+        s: &Session,
+        operation: &str,
+        credential: Credential,
+        killed: bool,
+    ) -> Result<AuditCount> {
+        let seq = self.store().next_seq()?;
+        let count = AuditCount {
+            sessions: u64::from(killed),
+            refresh_tokens: u64::from(killed && s.has_refresh),
+        };
+        self.store().put_audit(&AuditEntry {
+            seq,
+            at: self.now(),
+            shape: shape_of(operation).to_owned(),
+            operation: operation.to_owned(),
+            credential,
+            account: s.account,
+            app: s.app,
+            scope: "session".into(),
+            session: Some(s.id),
+            devices_forgotten: 0,
+            killed: Some(count),
+            pending: None,
+        })?;
+        Ok(count)
+    }
+
+    /// After a revocation whose count is known was acknowledged: the metrics.
+    pub(super) fn killed_now(&self, operation: &str, c: AuditCount) {
+        self.metrics()
+            .killed(label(shape_of(operation)), c.sessions, c.refresh_tokens);
+    }
+
+    /// After a revoke-all whose count is to do was acknowledged: hands it to the
+    /// background task.
+    pub(super) fn enqueue_count(&self, seq: u64) {
+        let q = &self.inner.audit;
+        if let Some(tx) = q.tx.get() {
+            q.outstanding.fetch_add(1, Ordering::SeqCst);
+            if tx.send(seq).is_err() {
+                q.outstanding.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        // Without the task (a store used outside `serve`), the entry stays pending in the
+        // store and is counted at the next start.
+    }
+
+    /// Starts the background count (once; `serve` calls it), first queuing the entries a
+    /// previous run left uncounted. The task holds the service weakly: it ends when the
+    /// last handle goes.
+    pub fn start_background(&self) -> Result<()> {
+        let q = &self.inner.audit;
+        let (tx, mut rx) = mpsc::unbounded_channel::<u64>();
+        if q.tx.set(tx).is_err() {
+            return Ok(());
+        }
+        for seq in self.store().pending_audit()? {
+            self.enqueue_count(seq);
+        }
+        let weak: Weak<super::Inner> = std::sync::Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            while let Some(seq) = rx.recv().await {
+                let Some(inner) = weak.upgrade() else { break };
+                let this = Sessiond { inner };
+                let worker = this.clone();
+                let done = tokio::task::spawn_blocking(move || worker.count_entry(seq)).await;
+                match done {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, seq, "audit: counting a revocation failed; it stays pending until the next start");
+                    }
+                    Err(e) => tracing::error!(error = %e, seq, "audit: the count task failed"),
+                }
+                let q = &this.inner.audit;
+                if q.outstanding.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    q.idle.notify_waiters();
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Waits until every queued count is written (`serve` calls it before its last flush,
+    /// and tests before they read the log).
+    pub async fn audit_idle(&self) {
+        let q = &self.inner.audit;
+        loop {
+            let notified = q.idle.notified();
+            if q.outstanding.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Counts every pending entry now, on this thread (for a store used without `serve`,
+    /// which runs no background task; and tests). Returns how many there were.
+    pub fn count_pending_audit(&self) -> Result<usize> {
+        let seqs = self.store().pending_audit()?;
+        for seq in &seqs {
+            self.count_entry(*seq)?;
+        }
+        Ok(seqs.len())
+    }
+
+    /// Counts one pending entry and writes it back counted.
+    fn count_entry(&self, seq: u64) -> Result<()> {
+        let store = self.store();
+        let Some(mut e) = store.audit_entry(seq)? else {
+            return Ok(());
+        };
+        let Some(p) = e.pending.take() else {
+            // Counted already (a run stopped between the two writes of `finish_audit`).
+            store.finish_audit(&e)?;
+            return Ok(());
+        };
+        let killed = self.count_killed(&e, &p)?;
+        e.killed = Some(killed);
+        store.finish_audit(&e)?;
+        self.metrics()
+            .killed(label(&e.shape), killed.sessions, killed.refresh_tokens);
+        Ok(())
+    }
+
+    /// The sessions a revoke-all's watermarks cover that were alive just before it: not
+    /// tombstoned, not expired, and not covered by a watermark of the account as it was.
+    fn count_killed(&self, e: &AuditEntry, p: &PendingCount) -> Result<AuditCount> {
+        let covers = |scope: Scope, kind: SessionKind, s: &Session| {
+            kind == s.kind
+                && match scope {
+                    Scope::NoApp => s.app.is_none(),
+                    Scope::App(a) => s.app == Some(a),
+                    Scope::AllApps => s.app.is_some(),
+                }
+        };
+        let dead_before = |s: &Session| {
+            p.before.iter().any(|(scope, markers)| {
+                markers.by_kind.iter().any(|(kind, m)| {
+                    covers(*scope, *kind, s) && s.seq <= m.upto && m.except != Some(s.id)
+                })
+            })
+        };
+        let mut pairs: Vec<Option<Option<AppKey>>> = Vec::new();
+        for (scope, _) in &p.targets {
+            let pair = match scope {
+                Scope::NoApp => Some(None),
+                Scope::App(a) => Some(Some(*a)),
+                Scope::AllApps => None,
+            };
+            if !pairs.contains(&pair) {
+                pairs.push(pair);
+            }
+        }
+        if pairs.contains(&None) {
+            pairs = vec![None];
+        }
+        let mut out = AuditCount::default();
+        for pair in pairs {
+            for s in self.store().sessions_of(&e.account, pair)? {
+                let targeted = p.targets.iter().any(|(sc, k)| covers(*sc, *k, &s));
+                if !targeted || s.seq > p.upto || p.except == Some(s.id) {
+                    continue;
+                }
+                let tombstoned = s.revoked.as_ref().is_some_and(|r| r.at <= e.at);
+                if tombstoned || s.expires <= e.at || dead_before(&s) {
+                    continue;
+                }
+                out.sessions += 1;
+                out.refresh_tokens += u64::from(s.has_refresh);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `GET /admin/v1/audit`: up to `limit` entries, newest first, older than `before`.
+    pub fn audit_log(
+        &self,
+        account: Option<&AccountId>,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>> {
+        Ok(self.store().audit_page(account, before, limit)?)
+    }
+}
