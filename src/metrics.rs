@@ -119,7 +119,7 @@ impl Metrics {
         let sessions_revoked = Family::<ShapeLabels, Counter>::default();
         registry.register(
             "sessions_revoked",
-            "Live sessions killed by revocations, by API shape (a revoke-all's are counted just after its answer, off the request path)",
+            "Live sessions killed by revocations, by API shape (a revoke-all's are counted in the background, once revocations pause for 200 ms)",
             sessions_revoked.clone(),
         );
         let refresh_tokens_revoked = Family::<ShapeLabels, Counter>::default();

@@ -245,8 +245,18 @@ pub struct PendingCount {
     pub targets: Vec<(Scope, SessionKind)>,
     pub upto: u64,
     pub except: Option<SessionId>,
-    /// The account's watermarks just before the revoke-all.
-    pub before: Vec<(Scope, ScopeMarkers)>,
+    /// The account's watermarks just before the revoke-all, of the scopes and kinds that
+    /// can cover a session it covers.
+    pub before: Vec<Watermark>,
+}
+
+/// A watermark without its revocation's description: what a count needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watermark {
+    pub scope: Scope,
+    pub kind: SessionKind,
+    pub upto: u64,
+    pub except: Option<SessionId>,
 }
 
 /// One revocation, as the audit log keeps it.
@@ -255,10 +265,8 @@ pub struct AuditEntry {
     /// The store's sequence number when it was written: the log's order.
     pub seq: u64,
     pub at: Millis,
-    /// The API it came through: `rownd`, `connect`, `flashback`, `rocketchat`, `okta`,
-    /// `admin`.
-    pub shape: String,
-    /// The operation, as in `Revocation::by` (`okta.revoke_user_sessions`, ...).
+    /// The operation, as in `Revocation::by` (`okta.revoke_user_sessions`, ...); the API
+    /// it came through is the part before the dot.
     pub operation: String,
     pub credential: Credential,
     pub account: AccountId,

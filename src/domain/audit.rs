@@ -3,7 +3,7 @@
 //!
 //! A revoke-all writes watermarks and never visits the sessions it kills, so its cost does
 //! not grow with their number. What it killed is counted afterwards, off the request path,
-//! by one background task: the sessions its watermarks cover that were alive just before
+//! by one background task of low priority (see `start_background`): the sessions its watermarks cover that were alive just before
 //! it, judged against the account's watermarks as they were then (kept in the entry until
 //! the count is done). Entries left uncounted by a stop are counted at the next start.
 //! Single-session revocations, and Connect's revoke-all (whose answer is the count), are
@@ -16,16 +16,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{OnceLock, Weak};
 use tokio::sync::{Notify, mpsc};
 
+/// The background count runs once no revocation has come for this long...
+const QUIET: std::time::Duration = std::time::Duration::from_millis(200);
+/// ...or once this many wait (each waiting count holds 28 bytes).
+const MAX_BACKLOG: usize = 1 << 20;
+
 /// The background count's queue, and how much of it is outstanding.
 #[derive(Default)]
 pub(super) struct AuditQueue {
-    tx: OnceLock<mpsc::UnboundedSender<u64>>,
+    tx: OnceLock<mpsc::UnboundedSender<(AccountId, u64)>>,
     outstanding: AtomicU64,
     idle: Notify,
 }
 
 /// The API an operation name belongs to (`okta.revoke_session` → `okta`).
-fn shape_of(operation: &str) -> &str {
+pub fn shape_of(operation: &str) -> &str {
     operation.split('.').next().unwrap_or(operation)
 }
 
@@ -68,7 +73,8 @@ pub(super) struct RevokeAllRecord<'a> {
     pub targets: &'a [(Scope, SessionKind)],
     pub except: Option<SessionId>,
     pub devices_forgotten: usize,
-    /// The exact count, where the revoke-all took it (Connect); else the watermarks before.
+    /// The exact count, where the revoke-all took it (Connect); else the account's
+    /// watermarks just before.
     pub counted: Result<AuditCount, Vec<(Scope, ScopeMarkers)>>,
 }
 
@@ -79,20 +85,45 @@ impl Sessiond {
         let (scope, app) = scope_name(r.targets);
         let (killed, pending) = match r.counted {
             Ok(c) => (Some(c), None),
-            Err(before) => (
-                None,
-                Some(PendingCount {
-                    targets: r.targets.to_vec(),
-                    upto: r.seq,
-                    except: r.except,
-                    before,
-                }),
-            ),
+            Err(markers) => {
+                // Only what can cover a session this revoke-all covers: the entry is
+                // written with every revocation, and its size is log volume.
+                let relevant = |scope: Scope, kind: SessionKind| {
+                    r.targets.iter().any(|(t, k)| {
+                        *k == kind
+                            && match *t {
+                                Scope::App(a) => scope == Scope::App(a) || scope == Scope::AllApps,
+                                Scope::NoApp => scope == Scope::NoApp,
+                                Scope::AllApps => scope != Scope::NoApp,
+                            }
+                    })
+                };
+                let before = markers
+                    .iter()
+                    .flat_map(|(scope, m)| {
+                        m.by_kind.iter().map(move |(kind, m)| Watermark {
+                            scope: *scope,
+                            kind: *kind,
+                            upto: m.upto,
+                            except: m.except,
+                        })
+                    })
+                    .filter(|w| relevant(w.scope, w.kind))
+                    .collect();
+                (
+                    None,
+                    Some(PendingCount {
+                        targets: r.targets.to_vec(),
+                        upto: r.seq,
+                        except: r.except,
+                        before,
+                    }),
+                )
+            }
         };
         self.store().put_audit(&AuditEntry {
             seq: r.seq,
             at: r.at,
-            shape: shape_of(r.operation).to_owned(),
             operation: r.operation.to_owned(),
             credential: r.credential,
             account: *r.account,
@@ -122,7 +153,6 @@ impl Sessiond {
         self.store().put_audit(&AuditEntry {
             seq,
             at: self.now(),
-            shape: shape_of(operation).to_owned(),
             operation: operation.to_owned(),
             credential,
             account: s.account,
@@ -144,47 +174,88 @@ impl Sessiond {
 
     /// After a revoke-all whose count is to do was acknowledged: hands it to the
     /// background task.
-    pub(super) fn enqueue_count(&self, seq: u64) {
+    pub(super) fn enqueue_count(&self, account: &AccountId, seq: u64) {
         let q = &self.inner.audit;
         if let Some(tx) = q.tx.get() {
             q.outstanding.fetch_add(1, Ordering::SeqCst);
-            if tx.send(seq).is_err() {
-                q.outstanding.fetch_sub(1, Ordering::SeqCst);
+            if tx.send((*account, seq)).is_err() {
+                self.count_done();
             }
         }
         // Without the task (a store used outside `serve`), the entry stays pending in the
         // store and is counted at the next start.
     }
 
-    /// Starts the background count (once; `serve` calls it), first queuing the entries a
-    /// previous run left uncounted. The task holds the service weakly: it ends when the
-    /// last handle goes.
+    fn count_done(&self) {
+        let q = &self.inner.audit;
+        if q.outstanding.fetch_sub(1, Ordering::SeqCst) == 1 {
+            q.idle.notify_waiters();
+        }
+    }
+
+    /// Starts the background count (once; `serve` calls it). Its first job counts the
+    /// entries a previous run left pending; then it counts each revoke-all handed to it, in
+    /// order. It holds the service weakly: it ends when the last handle goes.
     pub fn start_background(&self) -> Result<()> {
         let q = &self.inner.audit;
-        let (tx, mut rx) = mpsc::unbounded_channel::<u64>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<(AccountId, u64)>();
         if q.tx.set(tx).is_err() {
             return Ok(());
         }
-        for seq in self.store().pending_audit()? {
-            self.enqueue_count(seq);
-        }
+        q.outstanding.fetch_add(1, Ordering::SeqCst);
         let weak: Weak<super::Inner> = std::sync::Arc::downgrade(&self.inner);
         tokio::spawn(async move {
-            while let Some(seq) = rx.recv().await {
+            if let Some(inner) = weak.upgrade() {
+                let this = Sessiond { inner };
+                let worker = this.clone();
+                match tokio::task::spawn_blocking(move || worker.count_pending_audit()).await {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(n)) => {
+                        tracing::info!(entries = n, "audit: counted what the last run left")
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "audit: counting what the last run left failed")
+                    }
+                    Err(e) => tracing::error!(error = %e, "audit: the count task failed"),
+                }
+                this.count_done();
+            }
+            // Counting is background work of low priority, like a vacuum: it waits for a
+            // quiet moment (no revocation for `QUIET`), then counts everything that came
+            // in, in one blocking job. Under sustained load the counts wait; each costs
+            // about what the revocation did, and the request path must not pay it.
+            let mut batch: Vec<(AccountId, u64)> = Vec::new();
+            loop {
+                if batch.is_empty() {
+                    if rx.recv_many(&mut batch, MAX_BACKLOG).await == 0 {
+                        break;
+                    }
+                    continue;
+                }
+                if batch.len() < MAX_BACKLOG
+                    && let Ok(Some(job)) = tokio::time::timeout(QUIET, rx.recv()).await
+                {
+                    batch.push(job);
+                    continue;
+                }
                 let Some(inner) = weak.upgrade() else { break };
                 let this = Sessiond { inner };
                 let worker = this.clone();
-                let done = tokio::task::spawn_blocking(move || worker.count_entry(seq)).await;
-                match done {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        tracing::error!(error = %e, seq, "audit: counting a revocation failed; it stays pending until the next start");
+                let jobs = std::mem::take(&mut batch);
+                let n = jobs.len();
+                let done = tokio::task::spawn_blocking(move || {
+                    for (account, seq) in jobs {
+                        if let Err(e) = worker.count_entry(&account, seq) {
+                            tracing::error!(error = %e, seq, "audit: counting a revocation failed; it stays pending until the next start");
+                        }
                     }
-                    Err(e) => tracing::error!(error = %e, seq, "audit: the count task failed"),
+                })
+                .await;
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "audit: the count task failed");
                 }
-                let q = &this.inner.audit;
-                if q.outstanding.fetch_sub(1, Ordering::SeqCst) == 1 {
-                    q.idle.notify_waiters();
+                for _ in 0..n {
+                    this.count_done();
                 }
             }
         });
@@ -204,32 +275,34 @@ impl Sessiond {
         }
     }
 
-    /// Counts every pending entry now, on this thread (for a store used without `serve`,
-    /// which runs no background task; and tests). Returns how many there were.
+    /// Counts every pending entry now, on this thread (the background task's first job;
+    /// a store used without `serve`; tests). Reads the whole log. Returns how many there
+    /// were.
     pub fn count_pending_audit(&self) -> Result<usize> {
-        let seqs = self.store().pending_audit()?;
-        for seq in &seqs {
-            self.count_entry(*seq)?;
+        let pending = self.store().pending_audit()?;
+        for (account, seq) in &pending {
+            self.count_entry(account, *seq)?;
         }
-        Ok(seqs.len())
+        Ok(pending.len())
     }
 
-    /// Counts one pending entry and writes it back counted.
-    fn count_entry(&self, seq: u64) -> Result<()> {
+    /// Counts one pending entry and writes it back counted (one write).
+    fn count_entry(&self, account: &AccountId, seq: u64) -> Result<()> {
         let store = self.store();
-        let Some(mut e) = store.audit_entry(seq)? else {
+        let Some(mut e) = store.audit_entry(account, seq)? else {
             return Ok(());
         };
         let Some(p) = e.pending.take() else {
-            // Counted already (a run stopped between the two writes of `finish_audit`).
-            store.finish_audit(&e)?;
             return Ok(());
         };
         let killed = self.count_killed(&e, &p)?;
         e.killed = Some(killed);
-        store.finish_audit(&e)?;
-        self.metrics()
-            .killed(label(&e.shape), killed.sessions, killed.refresh_tokens);
+        store.put_audit(&e)?;
+        self.metrics().killed(
+            label(shape_of(&e.operation)),
+            killed.sessions,
+            killed.refresh_tokens,
+        );
         Ok(())
     }
 
@@ -245,11 +318,9 @@ impl Sessiond {
                 }
         };
         let dead_before = |s: &Session| {
-            p.before.iter().any(|(scope, markers)| {
-                markers.by_kind.iter().any(|(kind, m)| {
-                    covers(*scope, *kind, s) && s.seq <= m.upto && m.except != Some(s.id)
-                })
-            })
+            p.before
+                .iter()
+                .any(|w| covers(w.scope, w.kind, s) && s.seq <= w.upto && w.except != Some(s.id))
         };
         let mut pairs: Vec<Option<Option<AppKey>>> = Vec::new();
         for (scope, _) in &p.targets {

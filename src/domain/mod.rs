@@ -19,6 +19,7 @@ mod revoke;
 pub mod secrets;
 
 pub use admin::*;
+pub use audit::shape_of;
 pub use clientjwt::{ClientAuth, ClientAuthError, Generation};
 pub use ratelimit::RateDecision;
 pub use revoke::*;

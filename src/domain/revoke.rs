@@ -78,7 +78,7 @@ impl Sessiond {
         // What the audit's later count judges "alive just before" against.
         let before = match killed {
             Some(_) => Vec::new(),
-            None => store.markers_of(account)?,
+            None => self.markers_before(account, &plan.targets)?,
         };
         let upto = store.next_seq()?;
         let revocation = Revocation {
@@ -118,6 +118,38 @@ impl Sessiond {
             devices_forgotten,
         };
         Ok((revoked, upto, killed))
+    }
+
+    /// The account's watermarks that can cover a session `targets` cover: single-key reads,
+    /// except for every-application targets (Okta's `oauthTokens`), which read them all.
+    fn markers_before(
+        &self,
+        account: &AccountId,
+        targets: &[(Scope, SessionKind)],
+    ) -> Result<Vec<(Scope, ScopeMarkers)>> {
+        let store = self.store();
+        if targets.iter().any(|(s, _)| *s == Scope::AllApps) {
+            return Ok(store.markers_of(account)?);
+        }
+        let mut scopes: Vec<Scope> = Vec::new();
+        for (scope, _) in targets {
+            let also = match scope {
+                Scope::App(_) => Some(Scope::AllApps),
+                _ => None,
+            };
+            for s in std::iter::once(*scope).chain(also) {
+                if !scopes.contains(&s) {
+                    scopes.push(s);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for scope in scopes {
+            if let Some(m) = store.scope_markers(account, scope)? {
+                out.push((scope, m));
+            }
+        }
+        Ok(out)
     }
 
     /// What is alive now and would die under `plan`: exact, because the caller holds the
@@ -164,7 +196,7 @@ impl Sessiond {
         self.metrics().revoked(plan.shape);
         match killed {
             Some(c) => self.killed_now(plan.by, c),
-            None => self.enqueue_count(seq),
+            None => self.enqueue_count(account, seq),
         }
         Ok(out)
     }

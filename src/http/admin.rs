@@ -351,7 +351,7 @@ fn audit(state: &Sessiond, req: &Req) -> Out {
         items.push(json!({
             "id": e.seq.to_string(),
             "at": wire::iso_ms(e.at),
-            "shape": e.shape,
+            "shape": crate::domain::shape_of(&e.operation),
             "operation": e.operation,
             "credential": credential_json(&e.credential),
             "account": e.account.as_str(),

@@ -109,12 +109,24 @@ pub fn scope_of_marker(key: &[u8]) -> Option<Scope> {
     })
 }
 
-/// `audit_by_account`: account ‖ seq.
-pub fn audit_by_account(account: &AccountId, seq: u64) -> Vec<u8> {
+/// `audit`: account ‖ seq.
+pub fn audit(account: &AccountId, seq: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(AccountId::LEN + 8);
     k.extend_from_slice(&account.0);
     k.extend_from_slice(&seq.to_be_bytes());
     k
+}
+
+/// The seq at the end of an `audit` key.
+pub fn seq_of_audit(key: &[u8]) -> Option<u64> {
+    (key.len() == AccountId::LEN + 8)
+        .then(|| {
+            key[AccountId::LEN..]
+                .try_into()
+                .ok()
+                .map(u64::from_be_bytes)
+        })
+        .flatten()
 }
 
 #[cfg(test)]

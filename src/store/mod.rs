@@ -18,8 +18,7 @@
 //! - `devices`: account ‖ device id → RememberedDevice
 //! - `api_tokens`: SHA-256(token) → ApiToken
 //! - `jtis`: app ‖ jti → expiry (client-JWT replay detection)
-//! - `audit`: seq → AuditEntry (every revocation); `audit_by_account`: account ‖ seq → ();
-//!   `audit_pending`: seq → () (entries whose count is not done yet)
+//! - `audit`: account ‖ seq → AuditEntry (every revocation)
 
 mod check;
 pub mod codec;
@@ -105,8 +104,6 @@ struct Trees {
     api_tokens: Tree,
     jtis: Tree,
     audit: Tree,
-    audit_by_account: Tree,
-    audit_pending: Tree,
 }
 
 /// `meta` key recording that the `markers` tree has the `ScopeMarkers` layout (written after
@@ -309,8 +306,6 @@ impl Store {
             api_tokens: open("api_tokens")?,
             jtis: open("jtis")?,
             audit: open("audit")?,
-            audit_by_account: open("audit_by_account")?,
-            audit_pending: open("audit_pending")?,
         };
         let commit = commit::GroupCommit::new(&sled_dir, opts.durability)?;
         let store = Store {
@@ -723,12 +718,15 @@ impl Store {
         app: Option<Option<AppKey>>,
     ) -> Result<Vec<Session>> {
         let mut out = Vec::new();
-        for kv in self
-            .t
-            .by_account
-            .scan_prefix(keys::by_account_prefix(account, app))
-        {
-            let (k, _) = kv?;
+        let prefix = keys::by_account_prefix(account, app);
+        // `get_gt` steps, not `scan_prefix`: a sled 0.34 iterator costs far more to set up
+        // than the one or two lookups a pair usually needs.
+        let mut cursor = prefix.clone();
+        while let Some((k, _)) = self.t.by_account.get_gt(&cursor)? {
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            cursor = k.to_vec();
             let id = keys::session_of_by_account(&k).ok_or_else(|| StoreError::Corrupt {
                 tree: "by_account",
                 key: hex_encode(&k),
@@ -862,6 +860,11 @@ impl Store {
         Ok(device_keys.len())
     }
 
+    /// The watermarks of one (account, scope).
+    pub fn scope_markers(&self, account: &AccountId, scope: Scope) -> Result<Option<ScopeMarkers>> {
+        get(&self.t.markers, "markers", &keys::marker(account, scope))
+    }
+
     /// Every watermark of an account, by scope (what a revoke-all's count needs).
     pub fn markers_of(&self, account: &AccountId) -> Result<Vec<(Scope, ScopeMarkers)>> {
         let mut out = Vec::new();
@@ -877,52 +880,36 @@ impl Store {
 
     // ---- audit log ----------------------------------------------------------------------
 
-    /// Records a revocation. Three single-key writes, in an order whose every prefix is
-    /// harmless (sled recovers a prefix of its log): the entry, then its account index,
-    /// then, if its count is still to do, its `audit_pending` mark. Made durable by the
-    /// caller's sync, with the revocation it records.
+    /// Records a revocation, or rewrites its entry once counted: one single-key write (made
+    /// durable by the caller's sync, with the revocation it records).
     pub fn put_audit(&self, e: &AuditEntry) -> Result<()> {
-        self.t.audit.insert(e.seq.to_be_bytes(), enc("audit", e)?)?;
         self.t
-            .audit_by_account
-            .insert(keys::audit_by_account(&e.account, e.seq), &[])?;
-        if e.pending.is_some() {
-            self.t.audit_pending.insert(e.seq.to_be_bytes(), &[])?;
+            .audit
+            .insert(keys::audit(&e.account, e.seq), enc("audit", e)?)?;
+        Ok(())
+    }
+
+    pub fn audit_entry(&self, account: &AccountId, seq: u64) -> Result<Option<AuditEntry>> {
+        get(&self.t.audit, "audit", &keys::audit(account, seq))
+    }
+
+    /// Entries whose count is not done (after a restart: those the last run left). Reads
+    /// the whole log: the background task runs it once, at start.
+    pub fn pending_audit(&self) -> Result<Vec<(AccountId, u64)>> {
+        let mut out = Vec::new();
+        for kv in self.t.audit.iter() {
+            let (k, v) = kv?;
+            let e: AuditEntry = dec("audit", &k, &v)?;
+            if e.pending.is_some() {
+                out.push((e.account, e.seq));
+            }
         }
-        Ok(())
+        Ok(out)
     }
 
-    /// Replaces an entry whose count is done, then drops its `audit_pending` mark.
-    pub fn finish_audit(&self, e: &AuditEntry) -> Result<()> {
-        self.t.audit.insert(e.seq.to_be_bytes(), enc("audit", e)?)?;
-        self.t.audit_pending.remove(e.seq.to_be_bytes())?;
-        Ok(())
-    }
-
-    pub fn audit_entry(&self, seq: u64) -> Result<Option<AuditEntry>> {
-        get(&self.t.audit, "audit", &seq.to_be_bytes())
-    }
-
-    /// Entries whose count is not done (after a restart: those the last run left).
-    pub fn pending_audit(&self) -> Result<Vec<u64>> {
-        self.t
-            .audit_pending
-            .iter()
-            .keys()
-            .map(|k| {
-                let k = k?;
-                let b: [u8; 8] = k.as_ref().try_into().map_err(|_| StoreError::Corrupt {
-                    tree: "audit_pending",
-                    key: hex_encode(&k),
-                    detail: "key is not a sequence number".into(),
-                })?;
-                Ok(u64::from_be_bytes(b))
-            })
-            .collect()
-    }
-
-    /// Up to `limit` entries, newest first, older than `before` (a seq) if given; of one
-    /// account, or of all.
+    /// Up to `limit` entries, newest first, older than `before` (a seq) if given. Of one
+    /// account: a backwards range scan. Of all: a pass over the whole log keeping the
+    /// newest `limit`, as entries are ordered by account first.
     pub fn audit_page(
         &self,
         account: Option<&AccountId>,
@@ -932,28 +919,36 @@ impl Store {
         let upper = before.unwrap_or(u64::MAX);
         let mut out = Vec::new();
         match account {
-            None => {
-                for kv in self.t.audit.range(..upper.to_be_bytes()).rev().take(limit) {
+            Some(a) => {
+                let range = keys::audit(a, 0)..keys::audit(a, upper);
+                for kv in self.t.audit.range(range).rev().take(limit) {
                     let (k, v) = kv?;
                     out.push(dec("audit", &k, &v)?);
                 }
             }
-            Some(a) => {
-                let lo = keys::audit_by_account(a, 0);
-                let hi = keys::audit_by_account(a, upper);
-                for k in self.t.audit_by_account.range(lo..hi).keys().rev() {
+            None => {
+                use std::cmp::Reverse;
+                use std::collections::BinaryHeap;
+                // The `limit` newest seqs below `upper`, as a min-heap.
+                let mut newest: BinaryHeap<Reverse<(u64, Vec<u8>)>> = BinaryHeap::new();
+                for k in self.t.audit.iter().keys() {
                     let k = k?;
-                    let seq = k
-                        .get(AccountId::LEN..)
-                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                        .map(u64::from_be_bytes);
-                    // The record is written before its index entry, so this is only a
-                    // defence against a damaged store.
-                    if let Some(e) = seq.map(|s| self.audit_entry(s)).transpose()?.flatten() {
+                    let Some(seq) = keys::seq_of_audit(&k) else {
+                        continue;
+                    };
+                    if seq >= upper {
+                        continue;
+                    }
+                    newest.push(Reverse((seq, k.to_vec())));
+                    if newest.len() > limit {
+                        newest.pop();
+                    }
+                }
+                let mut picked = newest.into_sorted_vec();
+                picked.truncate(limit);
+                for Reverse((_, k)) in picked {
+                    if let Some(e) = get(&self.t.audit, "audit", &k)? {
                         out.push(e);
-                        if out.len() == limit {
-                            break;
-                        }
                     }
                 }
             }
