@@ -9,6 +9,7 @@
 //! Single-session revocations, and Connect's revoke-all (whose answer is the count), are
 //! recorded already counted.
 
+use super::revoke::{covers, pairs_of};
 use super::{Result, Sessiond};
 use crate::metrics::ShapeLabel;
 use crate::model::*;
@@ -309,35 +310,13 @@ impl Sessiond {
     /// The sessions a revoke-all's watermarks cover that were alive just before it: not
     /// tombstoned, not expired, and not covered by a watermark of the account as it was.
     fn count_killed(&self, e: &AuditEntry, p: &PendingCount) -> Result<AuditCount> {
-        let covers = |scope: Scope, kind: SessionKind, s: &Session| {
-            kind == s.kind
-                && match scope {
-                    Scope::NoApp => s.app.is_none(),
-                    Scope::App(a) => s.app == Some(a),
-                    Scope::AllApps => s.app.is_some(),
-                }
-        };
         let dead_before = |s: &Session| {
             p.before
                 .iter()
                 .any(|w| covers(w.scope, w.kind, s) && s.seq <= w.upto && w.except != Some(s.id))
         };
-        let mut pairs: Vec<Option<Option<AppKey>>> = Vec::new();
-        for (scope, _) in &p.targets {
-            let pair = match scope {
-                Scope::NoApp => Some(None),
-                Scope::App(a) => Some(Some(*a)),
-                Scope::AllApps => None,
-            };
-            if !pairs.contains(&pair) {
-                pairs.push(pair);
-            }
-        }
-        if pairs.contains(&None) {
-            pairs = vec![None];
-        }
         let mut out = AuditCount::default();
-        for pair in pairs {
+        for pair in pairs_of(&p.targets) {
             for s in self.store().sessions_of(&e.account, pair)? {
                 let targeted = p.targets.iter().any(|(sc, k)| covers(*sc, *k, &s));
                 if !targeted || s.seq > p.upto || p.except == Some(s.id) {

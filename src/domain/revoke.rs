@@ -157,30 +157,9 @@ impl Sessiond {
     /// watermarks are written. Only the pairs the plan names are read.
     fn count_live(&self, account: &AccountId, plan: &Plan<'_>) -> Result<Counted> {
         let mut out = Counted::default();
-        let mut pairs: Vec<Option<Option<AppKey>>> = Vec::new();
-        for (scope, _) in &plan.targets {
-            let p = match scope {
-                Scope::NoApp => Some(None),
-                Scope::App(a) => Some(Some(*a)),
-                Scope::AllApps => None,
-            };
-            if !pairs.contains(&p) {
-                pairs.push(p);
-            }
-        }
-        if pairs.contains(&None) {
-            pairs = vec![None];
-        }
-        for pair in pairs {
+        for pair in pairs_of(&plan.targets) {
             for s in self.store().sessions_of(account, pair)? {
-                let covered = plan.targets.iter().any(|(scope, kind)| {
-                    *kind == s.kind
-                        && match scope {
-                            Scope::NoApp => s.app.is_none(),
-                            Scope::App(a) => s.app == Some(*a),
-                            Scope::AllApps => s.app.is_some(),
-                        }
-                });
+                let covered = plan.targets.iter().any(|(sc, k)| covers(*sc, *k, &s));
                 if covered && plan.except != Some(s.id) && self.state(&s)? == SessionState::Active {
                     out.sessions += 1;
                     out.refresh_tokens += usize::from(s.has_refresh);
@@ -359,6 +338,37 @@ impl Sessiond {
         self.killed_now(by, count);
         Ok(killed)
     }
+}
+
+/// Whether watermarks of `scope` and `kind` reach session `s` (its `seq` and the exception
+/// aside).
+pub(super) fn covers(scope: Scope, kind: SessionKind, s: &Session) -> bool {
+    kind == s.kind
+        && match scope {
+            Scope::NoApp => s.app.is_none(),
+            Scope::App(a) => s.app == Some(a),
+            Scope::AllApps => s.app.is_some(),
+        }
+}
+
+/// The index ranges that hold every session `targets` can cover: (account, no app),
+/// (account, app), or the whole account (`None`) when every application is targeted.
+pub(super) fn pairs_of(targets: &[(Scope, SessionKind)]) -> Vec<Option<Option<AppKey>>> {
+    let mut pairs = Vec::new();
+    for (scope, _) in targets {
+        let pair = match scope {
+            Scope::NoApp => Some(None),
+            Scope::App(a) => Some(Some(*a)),
+            Scope::AllApps => None,
+        };
+        if !pairs.contains(&pair) {
+            pairs.push(pair);
+        }
+    }
+    if pairs.contains(&None) {
+        pairs = vec![None];
+    }
+    pairs
 }
 
 fn app_kinds(app: AppKey, kinds: &[SessionKind]) -> Vec<(Scope, SessionKind)> {
