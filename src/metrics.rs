@@ -141,26 +141,26 @@ impl Metrics {
             tokens: Gauge::default(),
             disk_bytes: Gauge::default(),
         };
-        registry.register(
-            "accounts_stored",
-            "Accounts in the store",
-            stored.accounts.clone(),
-        );
-        registry.register(
-            "applications_stored",
-            "Applications in the store",
-            stored.applications.clone(),
-        );
-        registry.register(
-            "sessions_stored",
-            "Session records in the store, alive or dead but not yet swept",
-            stored.sessions.clone(),
-        );
-        registry.register(
-            "tokens_stored",
-            "Token hashes in the store: current tokens of every session, and tokens replaced by refresh rotation",
-            stored.tokens.clone(),
-        );
+        for (name, help, gauge) in [
+            ("accounts_stored", "Accounts in the store", &stored.accounts),
+            (
+                "applications_stored",
+                "Applications in the store",
+                &stored.applications,
+            ),
+            (
+                "sessions_stored",
+                "Session records in the store, alive or dead but not yet swept",
+                &stored.sessions,
+            ),
+            (
+                "tokens_stored",
+                "Token hashes in the store: current tokens of every session, and tokens replaced by refresh rotation",
+                &stored.tokens,
+            ),
+        ] {
+            registry.register(name, help, gauge.clone());
+        }
         registry.register_with_unit(
             "store_disk",
             "The store's size on disk",

@@ -3,9 +3,9 @@
 //!
 //! A revoke-all writes watermarks and never visits the sessions it kills, so its cost does
 //! not grow with their number. What it killed is counted afterwards, off the request path,
-//! by one background task of low priority (see `start_background`): the sessions its watermarks cover that were alive just before
-//! it, judged against the account's watermarks as they were then (kept in the entry until
-//! the count is done). Entries left uncounted by a stop are counted at the next start.
+//! by one background task of low priority (see `start_background`): the sessions its
+//! watermarks cover that were alive just before it, judged against the watermarks that could
+//! cover them as they were then (kept in the entry until the count is done). Entries left uncounted by a stop are counted at the next start.
 //! Single-session revocations, and Connect's revoke-all (whose answer is the count), are
 //! recorded already counted.
 
@@ -35,8 +35,9 @@ pub fn shape_of(operation: &str) -> &str {
     operation.split('.').next().unwrap_or(operation)
 }
 
-fn label(shape: &str) -> ShapeLabel {
-    match shape {
+/// The metrics label of the API an operation belongs to.
+pub(super) fn label(operation: &str) -> ShapeLabel {
+    match shape_of(operation) {
         "rownd" => ShapeLabel::rownd,
         "connect" => ShapeLabel::connect,
         "flashback" => ShapeLabel::flashback,
@@ -64,6 +65,13 @@ fn scope_name(targets: &[(Scope, SessionKind)]) -> (&'static str, Option<AppKey>
     (name, app)
 }
 
+/// What a revoke-all killed: counted under its lock (Connect), or to count later against
+/// the watermarks as they were just before it.
+pub(super) enum Count {
+    Known(AuditCount),
+    Later(Vec<Watermark>),
+}
+
 /// What the revoke-all of `revoke.rs` hands over to be recorded.
 pub(super) struct RevokeAllRecord<'a> {
     pub seq: u64,
@@ -74,9 +82,7 @@ pub(super) struct RevokeAllRecord<'a> {
     pub targets: &'a [(Scope, SessionKind)],
     pub except: Option<SessionId>,
     pub devices_forgotten: usize,
-    /// The exact count, where the revoke-all took it (Connect); else the account's
-    /// watermarks just before.
-    pub counted: Result<AuditCount, Vec<(Scope, ScopeMarkers)>>,
+    pub count: Count,
 }
 
 impl Sessiond {
@@ -84,43 +90,17 @@ impl Sessiond {
     /// acknowledges the revocation).
     pub(super) fn record_revoke_all(&self, r: RevokeAllRecord<'_>) -> Result<()> {
         let (scope, app) = scope_name(r.targets);
-        let (killed, pending) = match r.counted {
-            Ok(c) => (Some(c), None),
-            Err(markers) => {
-                // Only what can cover a session this revoke-all covers: the entry is
-                // written with every revocation, and its size is log volume.
-                let relevant = |scope: Scope, kind: SessionKind| {
-                    r.targets.iter().any(|(t, k)| {
-                        *k == kind
-                            && match *t {
-                                Scope::App(a) => scope == Scope::App(a) || scope == Scope::AllApps,
-                                Scope::NoApp => scope == Scope::NoApp,
-                                Scope::AllApps => scope != Scope::NoApp,
-                            }
-                    })
-                };
-                let before = markers
-                    .iter()
-                    .flat_map(|(scope, m)| {
-                        m.by_kind.iter().map(move |(kind, m)| Watermark {
-                            scope: *scope,
-                            kind: *kind,
-                            upto: m.upto,
-                            except: m.except,
-                        })
-                    })
-                    .filter(|w| relevant(w.scope, w.kind))
-                    .collect();
-                (
-                    None,
-                    Some(PendingCount {
-                        targets: r.targets.to_vec(),
-                        upto: r.seq,
-                        except: r.except,
-                        before,
-                    }),
-                )
-            }
+        let (killed, pending) = match r.count {
+            Count::Known(c) => (Some(c), None),
+            Count::Later(before) => (
+                None,
+                Some(PendingCount {
+                    targets: r.targets.to_vec(),
+                    upto: r.seq,
+                    except: r.except,
+                    before,
+                }),
+            ),
         };
         self.store().put_audit(&AuditEntry {
             seq: r.seq,
@@ -170,7 +150,7 @@ impl Sessiond {
     /// After a revocation whose count is known was acknowledged: the metrics.
     pub(super) fn killed_now(&self, operation: &str, c: AuditCount) {
         self.metrics()
-            .killed(label(shape_of(operation)), c.sessions, c.refresh_tokens);
+            .killed(label(operation), c.sessions, c.refresh_tokens);
     }
 
     /// After a revoke-all whose count is to do was acknowledged: hands it to the
@@ -180,16 +160,16 @@ impl Sessiond {
         if let Some(tx) = q.tx.get() {
             q.outstanding.fetch_add(1, Ordering::SeqCst);
             if tx.send((*account, seq)).is_err() {
-                self.count_done();
+                self.counts_done(1);
             }
         }
         // Without the task (a store used outside `serve`), the entry stays pending in the
         // store and is counted at the next start.
     }
 
-    fn count_done(&self) {
+    fn counts_done(&self, n: u64) {
         let q = &self.inner.audit;
-        if q.outstanding.fetch_sub(1, Ordering::SeqCst) == 1 {
+        if q.outstanding.fetch_sub(n, Ordering::SeqCst) == n {
             q.idle.notify_waiters();
         }
     }
@@ -219,7 +199,7 @@ impl Sessiond {
                     }
                     Err(e) => tracing::error!(error = %e, "audit: the count task failed"),
                 }
-                this.count_done();
+                this.counts_done(1);
             }
             // Counting is background work of low priority, like a vacuum: it waits for a
             // quiet moment (no revocation for `QUIET`), then counts everything that came
@@ -243,7 +223,7 @@ impl Sessiond {
                 let this = Sessiond { inner };
                 let worker = this.clone();
                 let jobs = std::mem::take(&mut batch);
-                let n = jobs.len();
+                let n = jobs.len() as u64;
                 let done = tokio::task::spawn_blocking(move || {
                     for (account, seq) in jobs {
                         if let Err(e) = worker.count_entry(&account, seq) {
@@ -255,9 +235,7 @@ impl Sessiond {
                 if let Err(e) = done {
                     tracing::error!(error = %e, "audit: the count task failed");
                 }
-                for _ in 0..n {
-                    this.count_done();
-                }
+                this.counts_done(n);
             }
         });
         Ok(())
@@ -299,11 +277,8 @@ impl Sessiond {
         let killed = self.count_killed(&e, &p)?;
         e.killed = Some(killed);
         store.put_audit(&e)?;
-        self.metrics().killed(
-            label(shape_of(&e.operation)),
-            killed.sessions,
-            killed.refresh_tokens,
-        );
+        self.metrics()
+            .killed(label(&e.operation), killed.sessions, killed.refresh_tokens);
         Ok(())
     }
 

@@ -3,9 +3,8 @@
 //! under the account's lock, then a durable sync before it returns: an `Ok` here may be
 //! acknowledged.
 
-use super::audit::RevokeAllRecord;
+use super::audit::{Count, RevokeAllRecord};
 use super::{Error, Result, SessionState, Sessiond};
-use crate::metrics::ShapeLabel;
 use crate::model::*;
 
 /// What a revoke-all did. "Nothing to revoke" is `Ok` too; each shape decides what that
@@ -32,8 +31,6 @@ pub struct Counted {
 
 /// One revoke-all: which scopes and kinds die, who survives, whether devices are forgotten.
 struct Plan<'a> {
-    /// The API whose revoke-all this is (metrics).
-    shape: ShapeLabel,
     /// Who asked (the audit log).
     credential: Credential,
     by: &'a str,
@@ -75,10 +72,10 @@ impl Sessiond {
             sessions: c.sessions as u64,
             refresh_tokens: c.refresh_tokens as u64,
         });
-        // What the audit's later count judges "alive just before" against.
-        let before = match killed {
-            Some(_) => Vec::new(),
-            None => self.markers_before(account, &plan.targets)?,
+        let count = match killed {
+            Some(c) => Count::Known(c),
+            // What the audit's later count judges "alive just before" against.
+            None => Count::Later(self.watermarks_before(account, &plan.targets)?),
         };
         let upto = store.next_seq()?;
         let revocation = Revocation {
@@ -111,7 +108,7 @@ impl Sessiond {
             targets: &plan.targets,
             except: plan.except,
             devices_forgotten,
-            counted: killed.ok_or(before),
+            count,
         })?;
         let revoked = Revoked {
             counted,
@@ -120,36 +117,56 @@ impl Sessiond {
         Ok((revoked, upto, killed))
     }
 
-    /// The account's watermarks that can cover a session `targets` cover: single-key reads,
-    /// except for every-application targets (Okta's `oauthTokens`), which read them all.
-    fn markers_before(
+    /// The account's watermarks, now, that can cover a session `targets` cover: of the
+    /// scopes that reach such a session (single-key reads; all of the account's for
+    /// every-application targets, Okta's `oauthTokens`), of the kinds targeted. Only those:
+    /// they go into the audit entry written with every revocation.
+    fn watermarks_before(
         &self,
         account: &AccountId,
         targets: &[(Scope, SessionKind)],
-    ) -> Result<Vec<(Scope, ScopeMarkers)>> {
+    ) -> Result<Vec<Watermark>> {
         let store = self.store();
-        if targets.iter().any(|(s, _)| *s == Scope::AllApps) {
-            return Ok(store.markers_of(account)?);
-        }
-        let mut scopes: Vec<Scope> = Vec::new();
-        for (scope, _) in targets {
-            let also = match scope {
-                Scope::App(_) => Some(Scope::AllApps),
-                _ => None,
-            };
-            for s in std::iter::once(*scope).chain(also) {
-                if !scopes.contains(&s) {
-                    scopes.push(s);
+        let reaches = |scope: Scope| {
+            targets.iter().any(|(t, _)| match *t {
+                Scope::App(a) => scope == Scope::App(a) || scope == Scope::AllApps,
+                Scope::NoApp => scope == Scope::NoApp,
+                Scope::AllApps => scope != Scope::NoApp,
+            })
+        };
+        let markers = if targets.iter().any(|(s, _)| *s == Scope::AllApps) {
+            store.markers_of(account)?
+        } else {
+            let mut scopes: Vec<Scope> = Vec::new();
+            for (scope, _) in targets {
+                let also = matches!(scope, Scope::App(_)).then_some(Scope::AllApps);
+                for s in std::iter::once(*scope).chain(also) {
+                    if !scopes.contains(&s) {
+                        scopes.push(s);
+                    }
                 }
             }
-        }
-        let mut out = Vec::new();
-        for scope in scopes {
-            if let Some(m) = store.scope_markers(account, scope)? {
-                out.push((scope, m));
+            let mut found = Vec::new();
+            for scope in scopes {
+                if let Some(m) = store.scope_markers(account, scope)? {
+                    found.push((scope, m));
+                }
             }
-        }
-        Ok(out)
+            found
+        };
+        Ok(markers
+            .into_iter()
+            .filter(|(scope, _)| reaches(*scope))
+            .flat_map(|(scope, m)| {
+                m.by_kind.into_iter().map(move |(kind, m)| Watermark {
+                    scope,
+                    kind,
+                    upto: m.upto,
+                    except: m.except,
+                })
+            })
+            .filter(|w| targets.iter().any(|(_, k)| *k == w.kind))
+            .collect())
     }
 
     /// What is alive now and would die under `plan`: exact, because the caller holds the
@@ -172,7 +189,7 @@ impl Sessiond {
     async fn revoke_all_durably(&self, account: &AccountId, plan: Plan<'_>) -> Result<Revoked> {
         let (out, seq, killed) = self.revoke_all(account, &plan)?;
         self.sync().await?;
-        self.metrics().revoked(plan.shape);
+        self.metrics().revoked(super::audit::label(plan.by));
         match killed {
             Some(c) => self.killed_now(plan.by, c),
             None => self.enqueue_count(account, seq),
@@ -190,7 +207,6 @@ impl Sessiond {
     ) -> Result<Revoked> {
         let plan = Plan {
             credential,
-            shape: ShapeLabel::rownd,
             by: "rownd.signout",
             reason: "signed out of all devices",
             targets: app_kinds(
@@ -214,7 +230,6 @@ impl Sessiond {
     ) -> Result<Counted> {
         let plan = Plan {
             credential,
-            shape: ShapeLabel::connect,
             by: "connect.revoke_all",
             reason: "revoke-all by the application",
             targets: app_kinds(app, &[SessionKind::Login, SessionKind::Oauth]),
@@ -236,7 +251,6 @@ impl Sessiond {
     ) -> Result<Revoked> {
         let plan = Plan {
             credential,
-            shape: ShapeLabel::flashback,
             by: "flashback.revoke_all",
             reason: "logged out from all devices",
             targets: app_kinds(
@@ -262,7 +276,6 @@ impl Sessiond {
     ) -> Result<Revoked> {
         let plan = Plan {
             credential,
-            shape: ShapeLabel::rocketchat,
             by: "rocketchat.logout_other_clients",
             reason: "logged out from other clients",
             targets: app_kinds(app, &[SessionKind::Login]),
@@ -289,7 +302,6 @@ impl Sessiond {
         }
         let plan = Plan {
             credential,
-            shape: ShapeLabel::okta,
             by: "okta.revoke_user_sessions",
             reason: "all identity-provider sessions revoked by an administrator",
             targets,

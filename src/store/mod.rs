@@ -718,15 +718,12 @@ impl Store {
         app: Option<Option<AppKey>>,
     ) -> Result<Vec<Session>> {
         let mut out = Vec::new();
-        let prefix = keys::by_account_prefix(account, app);
-        // `get_gt` steps, not `scan_prefix`: a sled 0.34 iterator costs far more to set up
-        // than the one or two lookups a pair usually needs.
-        let mut cursor = prefix.clone();
-        while let Some((k, _)) = self.t.by_account.get_gt(&cursor)? {
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            cursor = k.to_vec();
+        for kv in self
+            .t
+            .by_account
+            .scan_prefix(keys::by_account_prefix(account, app))
+        {
+            let (k, _) = kv?;
             let id = keys::session_of_by_account(&k).ok_or_else(|| StoreError::Corrupt {
                 tree: "by_account",
                 key: hex_encode(&k),
