@@ -56,7 +56,7 @@ impl Sessiond {
             None => Anchor::parse(&format!("app-{}", &hex_encode(&secrets::random::<4>())))
                 .expect("generated anchors are valid"),
         };
-        if req.name.trim().is_empty() || req.name.len() > 200 {
+        if req.name.trim().is_empty() || req.name.chars().count() > 200 {
             return Err(Error::Invalid("name must be 1 to 200 characters".into()));
         }
         let login_expiration_days = req.login_expiration_days.unwrap_or(90);
@@ -160,13 +160,13 @@ impl Sessiond {
 
     pub async fn create_account(&self, req: NewAccount) -> Result<Account> {
         let login = req.login.trim();
-        if login.is_empty() || login.len() > 200 || login.chars().any(char::is_control) {
+        if login.is_empty() || login.chars().count() > 200 || login.chars().any(char::is_control) {
             return Err(Error::Invalid(
                 "login must be 1 to 200 printable characters".into(),
             ));
         }
         if let Some(e) = &req.email
-            && (!e.contains('@') || e.len() > 254)
+            && (!e.contains('@') || e.chars().count() > 254)
         {
             return Err(Error::Invalid("email must be an address".into()));
         }

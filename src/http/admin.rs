@@ -42,6 +42,26 @@ fn from_domain(e: Error) -> Resp {
     }
 }
 
+/// An optional whole number as JSON Schema reads `"type": "integer"`: `90` and `90.0` alike
+/// (a number with no fractional part); absent or `null` is `None`.
+fn whole_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    use serde::de::Error as _;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    n.as_u64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u32::MAX as f64)
+                .map(|f| f as u64)
+        })
+        .and_then(|v| u32::try_from(v).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            D::Error::custom(format!("{n} is not a whole number from 0 to {}", u32::MAX))
+        })
+}
+
 fn body<T: serde::de::DeserializeOwned>(req: &Req) -> Result<T, Resp> {
     req.json(false)
         .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}")))
@@ -137,6 +157,7 @@ struct CreateApp {
     id: Option<String>,
     name: String,
     sector: Option<String>,
+    #[serde(default, deserialize_with = "whole_u32")]
     login_expiration_days: Option<u32>,
     connect_public_key_pem: Option<String>,
     #[serde(default = "yes")]
@@ -548,6 +569,7 @@ async fn delete_session(state: &Sessiond, id: &str) -> Out {
 struct CreateApiToken {
     name: String,
     scopes: Vec<String>,
+    #[serde(default, deserialize_with = "whole_u32")]
     rate_limit_per_minute: Option<u32>,
 }
 

@@ -18,6 +18,6 @@ mod server;
 mod throttle;
 mod wire;
 
-pub use router::Router;
+pub use router::{OPENAPI, ROUTES, Route, Router, Shape};
 pub use server::{Limits, serve};
 pub use wire::Resp;

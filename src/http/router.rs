@@ -53,28 +53,130 @@ impl Shape {
     }
 }
 
-/// Every endpoint sessiond serves, with the methods it allows.
-fn route(segs: &[&str]) -> Option<(Shape, &'static [Method])> {
-    use Method as M;
-    const POST: &[Method] = &[M::POST];
-    const GET: &[Method] = &[M::GET];
-    Some(match segs {
-        ["applications", _, "users", _, "signout"] => (Shape::Rownd, POST),
-        ["hub", "auth", "token"] => (Shape::Rownd, POST),
-        ["hub", "auth", "keys"] => (Shape::Rownd, GET),
-        ["revoke-all" | "refresh" | "introspect" | "logout"] => (Shape::Connect, POST),
-        ["sessions", "revoke-all"] => (Shape::Flashback, POST),
-        ["sessions", _, "revoke"] => (Shape::Flashback, POST),
-        ["sessions"] => (Shape::Flashback, GET),
-        ["user", "login" | "refresh"] => (Shape::Flashback, POST),
-        ["api", "v1", "users.logoutOtherClients" | "login"] => (Shape::RocketChat, POST),
-        ["api", "v1", "me"] => (Shape::RocketChat, GET),
-        ["api", "v1", "users", _, "sessions"] => (Shape::Okta, &[M::DELETE]),
-        ["api", "v1", "sessions", _] => (Shape::Okta, &[M::GET, M::DELETE]),
-        ["admin", "v1", ..] => (Shape::Admin, &[M::GET, M::POST, M::DELETE, M::PATCH]),
-        ["healthz" | "readyz" | "metrics"] => (Shape::Other, GET),
-        _ => return None,
-    })
+/// One endpoint: its path as segments (`{name}` stands for any one segment), the document
+/// it belongs to, and the methods it allows. `docs/openapi.json` describes exactly these
+/// (a test holds the two together).
+pub struct Route {
+    pub path: &'static [&'static str],
+    pub shape: Shape,
+    pub methods: &'static [Method],
+}
+
+const fn r(path: &'static [&'static str], shape: Shape, methods: &'static [Method]) -> Route {
+    Route {
+        path,
+        shape,
+        methods,
+    }
+}
+
+const GET: &[Method] = &[Method::GET];
+const POST: &[Method] = &[Method::POST];
+const GET_DELETE: &[Method] = &[Method::GET, Method::DELETE];
+
+/// Every endpoint sessiond serves, relative to an application's base path (the admin API
+/// and the operator's endpoints have none). The first entry whose segments match wins, so
+/// a literal segment is listed before a `{name}` in the same place.
+pub const ROUTES: &[Route] = &[
+    r(
+        &["applications", "{app}", "users", "{user}", "signout"],
+        Shape::Rownd,
+        POST,
+    ),
+    r(&["hub", "auth", "token"], Shape::Rownd, POST),
+    r(&["hub", "auth", "keys"], Shape::Rownd, GET),
+    r(&["revoke-all"], Shape::Connect, POST),
+    r(&["refresh"], Shape::Connect, POST),
+    r(&["introspect"], Shape::Connect, POST),
+    r(&["logout"], Shape::Connect, POST),
+    r(&["sessions", "revoke-all"], Shape::Flashback, POST),
+    r(&["sessions", "{id}", "revoke"], Shape::Flashback, POST),
+    r(&["sessions"], Shape::Flashback, GET),
+    r(&["user", "login"], Shape::Flashback, POST),
+    r(&["user", "refresh"], Shape::Flashback, POST),
+    r(
+        &["api", "v1", "users.logoutOtherClients"],
+        Shape::RocketChat,
+        POST,
+    ),
+    r(&["api", "v1", "login"], Shape::RocketChat, POST),
+    r(&["api", "v1", "me"], Shape::RocketChat, GET),
+    r(
+        &["api", "v1", "users", "{userId}", "sessions"],
+        Shape::Okta,
+        &[Method::DELETE],
+    ),
+    r(
+        &["api", "v1", "sessions", "{sessionId}"],
+        Shape::Okta,
+        GET_DELETE,
+    ),
+    r(
+        &["admin", "v1", "applications"],
+        Shape::Admin,
+        &[Method::GET, Method::POST],
+    ),
+    r(
+        &["admin", "v1", "applications", "{id}"],
+        Shape::Admin,
+        &[Method::GET, Method::PATCH],
+    ),
+    r(
+        &["admin", "v1", "applications", "{id}", "keys"],
+        Shape::Admin,
+        POST,
+    ),
+    r(
+        &["admin", "v1", "applications", "{id}", "keys", "{key}"],
+        Shape::Admin,
+        &[Method::DELETE],
+    ),
+    r(&["admin", "v1", "accounts"], Shape::Admin, POST),
+    r(&["admin", "v1", "accounts", "{id}"], Shape::Admin, GET),
+    r(
+        &["admin", "v1", "accounts", "{id}", "sessions"],
+        Shape::Admin,
+        GET,
+    ),
+    r(
+        &["admin", "v1", "accounts", "{id}", "devices"],
+        Shape::Admin,
+        &[Method::GET, Method::POST],
+    ),
+    r(&["admin", "v1", "sessions"], Shape::Admin, POST),
+    r(&["admin", "v1", "sessions", "batch"], Shape::Admin, POST),
+    r(
+        &["admin", "v1", "sessions", "{id}"],
+        Shape::Admin,
+        GET_DELETE,
+    ),
+    r(&["admin", "v1", "api-tokens"], Shape::Admin, POST),
+    r(&["admin", "v1", "introspect"], Shape::Admin, POST),
+    r(&["admin", "v1", "audit"], Shape::Admin, GET),
+    r(&["healthz"], Shape::Other, GET),
+    r(&["readyz"], Shape::Other, GET),
+    r(&["metrics"], Shape::Other, GET),
+    r(&["openapi.json"], Shape::Other, GET),
+];
+
+impl Route {
+    /// The path as OpenAPI writes it: `/api/v1/users/{userId}/sessions`.
+    pub fn template(&self) -> String {
+        self.path.iter().map(|s| format!("/{s}")).collect()
+    }
+
+    fn matches(&self, segs: &[&str]) -> bool {
+        self.path.len() == segs.len()
+            && self
+                .path
+                .iter()
+                .zip(segs)
+                .all(|(p, s)| p.starts_with('{') || p == s)
+    }
+}
+
+fn route(segs: &[&str]) -> Option<&'static Route> {
+    ROUTES.iter().find(|r| r.matches(segs))
 }
 
 /// The whole HTTP layer as one value: the service, the limits, and the per-credential flood
@@ -166,14 +268,14 @@ impl Router {
         let seg_refs: Vec<&str> = segs.iter().map(String::as_str).collect();
         let routed = route(&seg_refs);
         if head_len(&parts) > limits.max_head_bytes {
-            let shape = routed.map_or(Shape::Other, |(shape, _)| shape);
+            let shape = routed.map_or(Shape::Other, |r| r.shape);
             let r = shape.error(
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "request header fields too large",
             );
             return (shape, shape_headers(shape, state, &parts.headers, id, r));
         }
-        let Some((shape, methods)) = routed else {
+        let Some(&Route { shape, methods, .. }) = routed else {
             return (
                 Shape::Other,
                 Shape::Other.error(StatusCode::NOT_FOUND, "no such endpoint"),
@@ -245,10 +347,25 @@ impl Router {
     }
 }
 
+/// The API description served at `GET /openapi.json`: `docs/openapi.json`, built from the
+/// five shapes' contracts in `conformance/specs/` and `docs/openapi-sessiond.json`.
+pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
+
 /// The operator's endpoints: `GET /healthz` (the process answers), `GET /readyz` (the store
-/// takes a durable write: 200, else 503 with the reason), `GET /metrics` (OpenMetrics text).
+/// takes a durable write: 200, else 503 with the reason), `GET /metrics` (OpenMetrics text),
+/// `GET /openapi.json`.
 async fn operations(state: &Sessiond, req: &Req) -> Resp {
     match req.segments.first().map(String::as_str) {
+        Some("openapi.json") => {
+            let mut r = http::Response::new(http_body_util::Full::new(Bytes::from_static(
+                OPENAPI.as_bytes(),
+            )));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        }
         Some("readyz") => match state.ready().await {
             Ok(()) => wire::json(StatusCode::OK, &serde_json::json!({"status": "ready"})),
             Err(e) => {
