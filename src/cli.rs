@@ -44,6 +44,52 @@ pub enum Command {
     /// seeds a data set, runs each concurrency for a fixed time, and reports throughput and
     /// latency percentiles as a table, JSON and SVG. BENCHMARKS.md shows how it is used.
     Bench(sessiond_loadgen::Args),
+    /// Write a consistent backup of a store to a new file: of a stopped store (`--data`),
+    /// or of a running server's (`--server URL --admin-token T`, which asks it through the
+    /// admin API to write the file on its machine; writes wait while it runs). The file
+    /// holds every record, the hub signing key and a SHA-256 checksum; keep it private.
+    Backup(BackupArgs),
+    /// Restore a backup into a data directory that holds no store yet: checks the file's
+    /// checksum, loads it, and verifies the result as `sessiond check` does. Exit 0 when
+    /// the store is restored and consistent; on any failure nothing is left behind.
+    Restore(RestoreArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BackupArgs {
+    /// The backup file to create (never overwritten).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Data directory of a stopped store.
+    #[arg(
+        long,
+        env = "SESSIOND_DATA",
+        default_value = "./sessiond-data",
+        conflicts_with = "server"
+    )]
+    pub data: PathBuf,
+    /// Base URL of a running sessiond to back up instead (on this machine: the path is
+    /// the server's).
+    #[arg(long)]
+    pub server: Option<String>,
+    /// The running server's admin token.
+    #[arg(
+        long,
+        env = "SESSIOND_ADMIN_TOKEN",
+        hide_env_values = true,
+        requires = "server"
+    )]
+    pub admin_token: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RestoreArgs {
+    /// The backup file.
+    #[arg(long)]
+    pub from: PathBuf,
+    /// Data directory to restore into: new, or holding no store.
+    #[arg(long, env = "SESSIOND_DATA", default_value = "./sessiond-data")]
+    pub data: PathBuf,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -142,6 +188,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             std::process::exit(code);
         }
         Command::Check(args) => std::process::exit(check(&args)),
+        Command::Backup(args) => backup(&args).await,
+        Command::Restore(args) => {
+            let stats = Store::restore(&args.from, &args.data, &check_options())
+                .with_context(|| format!("restoring {}", args.from.display()))?;
+            println!(
+                "restored {} entries in {} trees and {} file(s) into {}; the store checks clean",
+                stats.entries,
+                stats.trees,
+                stats.files,
+                args.data.display()
+            );
+            Ok(())
+        }
         Command::Bench(args) => {
             let clean = sessiond_loadgen::run(args, &mut std::io::stdout()).await?;
             anyhow::ensure!(clean, "some requests got an unexpected answer (see above)");
@@ -150,17 +209,79 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// How the offline commands (`check`, `backup`, `restore`) open a store.
+fn check_options() -> StoreOptions {
+    StoreOptions {
+        cache_bytes: 64 << 20,
+        durability: Durability::Fsync,
+    }
+}
+
+/// `sessiond backup`: of a stopped store, or through a running server's admin API.
+async fn backup(args: &BackupArgs) -> anyhow::Result<()> {
+    let out = std::path::absolute(&args.out).context("the --out path")?;
+    let stats = match &args.server {
+        Some(server) => {
+            let token = args
+                .admin_token
+                .as_deref()
+                .context("--server needs --admin-token (or SESSIOND_ADMIN_TOKEN)")?;
+            let r = reqwest::Client::new()
+                .post(format!("{}/admin/v1/backup", server.trim_end_matches('/')))
+                .bearer_auth(token)
+                .json(&serde_json::json!({ "path": out }))
+                .send()
+                .await
+                .with_context(|| format!("asking {server} for a backup"))?;
+            let status = r.status();
+            let v: serde_json::Value = r.json().await.unwrap_or_default();
+            anyhow::ensure!(
+                status == reqwest::StatusCode::CREATED,
+                "{server} answered {status}: {}",
+                v["message"].as_str().unwrap_or("(no message)")
+            );
+            crate::store::BackupStats {
+                trees: v["trees"].as_u64().unwrap_or_default(),
+                entries: v["entries"].as_u64().unwrap_or_default(),
+                files: v["files"].as_u64().unwrap_or_default(),
+                bytes: v["bytes"].as_u64().unwrap_or_default(),
+            }
+        }
+        None => {
+            anyhow::ensure!(
+                args.data.join("store").is_dir(),
+                "{} holds no sessiond store",
+                args.data.display()
+            );
+            let store = Store::open(&args.data, &check_options()).map_err(|e| match e {
+                crate::store::StoreError::Locked(..) => anyhow::anyhow!(
+                    "{e}\nto back up a running server: sessiond backup --server URL --admin-token T --out FILE"
+                ),
+                e => anyhow::anyhow!("opening the store in {}: {e}", args.data.display()),
+            })?;
+            store
+                .backup_to(&out)
+                .with_context(|| format!("writing {}", out.display()))?
+        }
+    };
+    println!(
+        "backup written to {}: {} entries in {} trees, {} file(s), {} bytes",
+        out.display(),
+        stats.entries,
+        stats.trees,
+        stats.files,
+        stats.bytes
+    );
+    Ok(())
+}
+
 /// `sessiond check`: prints a summary (and each problem) and returns the exit code.
 fn check(args: &CheckArgs) -> i32 {
     if !args.data.join("store").is_dir() {
         eprintln!("error: {} holds no sessiond store", args.data.display());
         return 2;
     }
-    let opts = StoreOptions {
-        cache_bytes: 64 << 20,
-        durability: Durability::Fsync,
-    };
-    let store = match Store::open(&args.data, &opts) {
+    let store = match Store::open(&args.data, &check_options()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: opening the store in {}: {e}", args.data.display());

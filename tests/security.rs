@@ -2106,7 +2106,14 @@ async fn every_admin_route_refuses_without_its_token() {
     let key = s(&app, "rownd_app_key").to_owned();
     let okta_token = srv.api_token(&[USERS_MANAGE], None).await;
 
+    let backups = tempfile::tempdir().expect("tempdir");
+    let backup = backups.path().join("stolen.backup");
     let routes: Vec<(Method, String, Option<Value>)> = vec![
+        (
+            Method::POST,
+            "/admin/v1/backup".into(),
+            Some(json!({ "path": backup })),
+        ),
         (
             Method::POST,
             "/admin/v1/applications".into(),
@@ -2155,6 +2162,11 @@ async fn every_admin_route_refuses_without_its_token() {
             "/admin/v1/sessions".into(),
             Some(json!({"account": acct, "application": "app-a", "kind": "login"})),
         ),
+        (
+            Method::POST,
+            "/admin/v1/sessions/batch".into(),
+            Some(json!({"sessions": [{"account": acct, "application": "app-a", "kind": "login"}]})),
+        ),
         (Method::GET, format!("/admin/v1/sessions/{sid}"), None),
         (Method::DELETE, format!("/admin/v1/sessions/{sid}"), None),
         (
@@ -2167,7 +2179,7 @@ async fn every_admin_route_refuses_without_its_token() {
             "/admin/v1/introspect".into(),
             Some(json!({"token": s(&session, "access_token")})),
         ),
-        (Method::GET, "/admin/v1/no-such-route".into(), None),
+        (Method::GET, "/admin/v1/audit".into(), None),
         (Method::GET, "//admin/v1/applications".into(), None),
         (
             Method::GET,
@@ -2175,6 +2187,25 @@ async fn every_admin_route_refuses_without_its_token() {
             None,
         ),
     ];
+    // Every admin route the router knows is in the list, with each of its methods.
+    for r in sessiond::http::ROUTES
+        .iter()
+        .filter(|r| r.shape == sessiond::http::Shape::Admin)
+    {
+        for m in r.methods {
+            let listed = routes.iter().any(|(method, path, _)| {
+                let path = path.split('?').next().unwrap_or_default();
+                let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+                method.as_str() == m.as_str()
+                    && segs.len() == r.path.len()
+                    && r.path
+                        .iter()
+                        .zip(&segs)
+                        .all(|(t, s)| t.starts_with('{') || t == s)
+            });
+            assert!(listed, "{m} {} is not in this test's list", r.template());
+        }
+    }
     let basic = format!("Basic {}", STANDARD.encode(format!("admin:{ADMIN}")));
     let auths: Vec<(&str, Vec<(&str, String)>)> = vec![
         ("no token", vec![]),
@@ -2256,8 +2287,9 @@ async fn every_admin_route_refuses_without_its_token() {
             assert!(v["message"].is_string());
         }
     }
-    // Nothing happened: no application, account or device was made, nothing was changed or
-    // revoked.
+    // Nothing happened: no backup was written, no application, account or device was made,
+    // nothing was changed or revoked.
+    assert!(!backup.exists(), "a backup was written without the token");
     let apps = srv
         .admin(Method::GET, "/admin/v1/applications", None)
         .await

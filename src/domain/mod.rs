@@ -233,6 +233,33 @@ impl Sessiond {
         &self.inner.store
     }
 
+    /// `POST /admin/v1/backup`: a consistent backup of the store, while serving, into a new
+    /// file at `path` on this machine (absolute; never overwritten). Writes wait while the
+    /// snapshot is taken; reads go on.
+    pub async fn backup(&self, path: std::path::PathBuf) -> Result<crate::store::BackupStats> {
+        if !path.is_absolute() {
+            return Err(Error::Invalid("`path` must be absolute".into()));
+        }
+        if !path.parent().is_some_and(|p| p.is_dir()) {
+            return Err(Error::Invalid(
+                "`path` must be in a directory that exists".into(),
+            ));
+        }
+        if path.exists() {
+            return Err(Error::Taken("the backup path"));
+        }
+        let me = self.clone();
+        let stats = tokio::task::spawn_blocking(move || me.store().backup_to(&path))
+            .await
+            .map_err(|e| Error::Store(crate::store::StoreError::Io(std::io::Error::other(e))))??;
+        tracing::info!(
+            entries = stats.entries,
+            bytes = stats.bytes,
+            "backup written"
+        );
+        Ok(stats)
+    }
+
     pub fn config(&self) -> &Config {
         &self.inner.config
     }

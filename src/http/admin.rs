@@ -101,6 +101,7 @@ pub async fn handle(state: &Sessiond, req: &Req) -> Resp {
         (&Method::POST, ["api-tokens"]) => create_api_token(state, req).await,
         (&Method::POST, ["introspect"]) => introspect(state, req),
         (&Method::GET, ["audit"]) => audit(state, req),
+        (&Method::POST, ["backup"]) => backup(state, req).await,
         _ => Err(error(StatusCode::NOT_FOUND, "no such admin endpoint")),
     };
     match result {
@@ -587,6 +588,34 @@ async fn create_api_token(state: &Sessiond, req: &Req) -> Out {
             "scopes": rec.scopes,
             "rate_limit_per_minute": rec.rate_limit_per_minute,
             "token": token,
+        }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackupBody {
+    path: String,
+}
+
+/// `POST /admin/v1/backup {"path"}`: a consistent backup into a new file on the server's
+/// machine (what `sessiond backup --server` asks for).
+async fn backup(state: &Sessiond, req: &Req) -> Out {
+    let b: BackupBody = body(req)?;
+    let started = std::time::Instant::now();
+    let stats = state
+        .backup(b.path.clone().into())
+        .await
+        .map_err(from_domain)?;
+    Ok((
+        StatusCode::CREATED,
+        json!({
+            "path": b.path,
+            "trees": stats.trees,
+            "entries": stats.entries,
+            "files": stats.files,
+            "bytes": stats.bytes,
+            "duration_ms": started.elapsed().as_millis() as u64,
         }),
     ))
 }

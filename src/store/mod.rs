@@ -20,6 +20,7 @@
 //! - `jtis`: app ‖ jti → expiry (client-JWT replay detection)
 //! - `audit`: account ‖ seq → AuditEntry (every revocation)
 
+mod backup;
 mod check;
 pub mod codec;
 mod commit;
@@ -32,6 +33,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::{Transactional, Tree};
 use std::path::{Path, PathBuf};
 
+pub use backup::BackupStats;
 pub use check::{Problem, Report as CheckReport};
 pub use commit::Durability;
 
@@ -53,6 +55,10 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("the data directory {0} is in use by another process (or unreadable): {1}")]
     Locked(PathBuf, String),
+    #[error("not a usable sessiond backup: {0}")]
+    Backup(String),
+    #[error("{0} already holds a store: restore into a new directory")]
+    Occupied(PathBuf),
 }
 
 impl From<TransactionError<StoreError>> for StoreError {
@@ -126,6 +132,9 @@ pub struct Store {
     t: Trees,
     dir: PathBuf,
     commit: commit::GroupCommit,
+    /// Every write holds its shared side for the write's duration; a snapshot holds the
+    /// exclusive side, so it sees no write half done (`backup.rs`).
+    writes: std::sync::RwLock<()>,
 }
 
 impl Drop for Store {
@@ -218,7 +227,7 @@ fn get<T: DeserializeOwned>(tree: &Tree, name: &'static str, key: &[u8]) -> Resu
 }
 
 /// What sessiond keeps in a data directory: sled's directory and the hub signing key.
-const DATA_DIR_ENTRIES: [&str; 2] = ["store", crate::domain::jwt::HUB_KEY_FILE];
+pub(crate) const DATA_DIR_ENTRIES: [&str; 2] = ["store", crate::domain::jwt::HUB_KEY_FILE];
 
 /// Creates `dir` if missing and leaves it to its owner alone (0700 on Unix): it holds token
 /// hashes and the hub signing key. A directory that already existed with a looser mode (made
@@ -313,6 +322,7 @@ impl Store {
             t,
             dir: dir.to_owned(),
             commit,
+            writes: std::sync::RwLock::new(()),
         };
         // Once per store: the scan reads every watermark, which start-up need not repeat.
         if store.meta(MARKERS_LAYOUT_META)?.as_deref() != Some(MARKERS_LAYOUT) {
@@ -377,6 +387,11 @@ impl Store {
         Ok(old.len())
     }
 
+    /// Held across one write: a snapshot waits for it, and it waits for a snapshot.
+    fn writing(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.writes.read().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The data directory (sessiond's own files sit beside sled's `store/`).
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -406,7 +421,10 @@ impl Store {
                 "an earlier flush failed ({why})"
             ))));
         }
-        self.t.meta.insert(READY_PROBE_META, &now.to_be_bytes())?;
+        {
+            let _w = self.writing();
+            self.t.meta.insert(READY_PROBE_META, &now.to_be_bytes())?;
+        }
         self.sync().await
     }
 
@@ -441,6 +459,7 @@ impl Store {
     }
 
     pub fn set_meta(&self, name: &str, value: &[u8]) -> Result<()> {
+        let _w = self.writing();
         self.t.meta.insert(name, value)?;
         Ok(())
     }
@@ -450,6 +469,7 @@ impl Store {
     /// Creates an application with its first Rownd key. Fails with `Taken` if the anchor
     /// is in use.
     pub fn create_app(&self, app: &Application, key: &RowndKey) -> Result<()> {
+        let _w = self.writing();
         let value = enc("apps", app)?;
         let kvalue = enc("rownd_keys", key)?;
         (&self.t.apps, &self.t.app_anchors, &self.t.rownd_keys).transaction(
@@ -467,6 +487,7 @@ impl Store {
     }
 
     pub fn put_app(&self, app: &Application) -> Result<()> {
+        let _w = self.writing();
         self.t.apps.insert(keys::app(app.key), enc("apps", app)?)?;
         Ok(())
     }
@@ -502,6 +523,7 @@ impl Store {
     }
 
     pub fn put_rownd_key(&self, key: &RowndKey) -> Result<()> {
+        let _w = self.writing();
         self.t
             .rownd_keys
             .insert(key.key.as_bytes(), enc("rownd_keys", key)?)?;
@@ -517,6 +539,7 @@ impl Store {
     /// Creates an account and its login / email indexes. Fails with `Taken` if the login
     /// or email (compared lowercase) belongs to someone else.
     pub fn create_account(&self, account: &Account) -> Result<()> {
+        let _w = self.writing();
         let value = enc("accounts", account)?;
         let login = account.login.to_lowercase();
         let email = account.email.as_ref().map(|e| e.to_lowercase());
@@ -593,6 +616,7 @@ impl Store {
         sector: SectorId,
         subject: &str,
     ) -> Result<String> {
+        let _w = self.writing();
         let fwd = keys::subject(account, sector);
         let rev = keys::subject_owner(sector, subject);
         let stored = (&self.t.subjects, &self.t.subject_owners).transaction(|(subs, owners)| {
@@ -642,6 +666,7 @@ impl Store {
         subjects: &[NewSubject<'_>],
         sessions: &[&Session],
     ) -> Result<()> {
+        let _w = self.writing();
         struct Encoded {
             id: [u8; 16],
             value: Vec<u8>,
@@ -705,6 +730,7 @@ impl Store {
     /// Rewrites a session record (a tombstone, a new last-used time); its indexes do not
     /// change because account, app, seq and expiry never do.
     pub fn put_session(&self, s: &Session) -> Result<()> {
+        let _w = self.writing();
         self.t.sessions.insert(s.id.0, enc_session(s)?)?;
         Ok(())
     }
@@ -745,6 +771,7 @@ impl Store {
 
     /// A token record in the `tokens` tree (a replaced token, or one of an older store).
     pub fn put_token(&self, hash: &TokenHash, t: &TokenRecord) -> Result<()> {
+        let _w = self.writing();
         self.t.tokens.insert(hash.0, enc("tokens", t)?)?;
         Ok(())
     }
@@ -769,6 +796,7 @@ impl Store {
         session: &Session,
         legacy: Option<&(TokenHash, TokenRecord)>,
     ) -> Result<()> {
+        let _w = self.writing();
         let replaced_v: Vec<(&TokenHash, Vec<u8>)> = replaced
             .iter()
             .map(|(h, t)| Ok((h, enc("tokens", t)?)))
@@ -813,6 +841,7 @@ impl Store {
         markers: &[(Scope, SessionKind, Marker)],
         forget_devices: bool,
     ) -> Result<usize> {
+        let _w = self.writing();
         let mut scopes: Vec<(Scope, ScopeMarkers)> = Vec::new();
         for (scope, kind, m) in markers {
             let at = match scopes.iter().position(|(s, _)| s == scope) {
@@ -880,6 +909,7 @@ impl Store {
     /// Records a revocation, or rewrites its entry once counted: one single-key write (made
     /// durable by the caller's sync, with the revocation it records).
     pub fn put_audit(&self, e: &AuditEntry) -> Result<()> {
+        let _w = self.writing();
         self.t
             .audit
             .insert(keys::audit(&e.account, e.seq), enc("audit", e)?)?;
@@ -956,6 +986,7 @@ impl Store {
     // ---- remembered devices -----------------------------------------------------------
 
     pub fn add_device(&self, account: &AccountId, d: &RememberedDevice) -> Result<()> {
+        let _w = self.writing();
         self.t
             .devices
             .insert(keys::device(account, &d.id), enc("devices", d)?)?;
@@ -976,6 +1007,7 @@ impl Store {
     // ---- API tokens and client-JWT replay --------------------------------------------
 
     pub fn put_api_token(&self, hash: &TokenHash, t: &ApiToken) -> Result<()> {
+        let _w = self.writing();
         self.t.api_tokens.insert(hash.0, enc("api_tokens", t)?)?;
         Ok(())
     }
@@ -987,6 +1019,7 @@ impl Store {
     /// Records a client JWT's `jti` for `app`; `false` if it was seen before. Atomic:
     /// of two concurrent claims of one `jti`, exactly one wins.
     pub fn claim_jti(&self, app: AppKey, jti: &str, expires: Millis) -> Result<bool> {
+        let _w = self.writing();
         let won = self
             .t
             .jtis

@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod bin;
+
 pub const ADMIN: &str = "test-admin-token";
 
 /// The wall clock plus an offset the test moves forward (for expiry).

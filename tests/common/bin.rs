@@ -1,0 +1,91 @@
+//! The `sessiond` binary as a user runs it: `serve` on a loopback port, and one-shot
+//! commands with a time limit.
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_sessiond");
+
+/// A running `sessiond serve`, killed when dropped (also when an assertion fails).
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `sessiond serve` on a free loopback port; returns it and its base URL.
+pub fn serve(dir: &std::path::Path, extra: &[&str]) -> (Running, String) {
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-token",
+            "cli-admin",
+        ])
+        .arg("--data")
+        .arg(dir)
+        .args(extra)
+        .env("SESSIOND_LOG", "error")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let running = Running(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        for line in lines.by_ref().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                let _ = tx.send(
+                    rest.split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
+                break;
+            }
+        }
+        for _ in lines {}
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("sessiond did not start listening within 30 s");
+    (running, base)
+}
+
+/// Runs `sessiond` with `args` to completion, or fails the test after 30 s.
+pub fn run(args: &[&OsStr]) -> std::process::Output {
+    run_with(args, &[])
+}
+
+/// `run` with these environment variables set, and no other `SESSIOND_*` one.
+pub fn run_with(args: &[&OsStr], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(BIN);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("SESSIOND_") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd
+        .envs(env.iter().copied())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("sessiond {args:?} did not finish within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
