@@ -128,6 +128,13 @@ pub struct ServeArgs {
     /// Use a fresh temporary data directory, removed at exit (overrides --data).
     #[arg(long, env = "SESSIOND_EPHEMERAL")]
     pub ephemeral: bool,
+    /// Applications, accounts, sessions and API tokens to create at start (TOML, or JSON
+    /// for a `.json` name), once, on a store that holds none yet (README, "Seeding").
+    #[arg(long, env = "SESSIOND_SEED")]
+    pub seed: Option<PathBuf>,
+    /// Where to write what the seed created, secrets included, as JSON (owner-only).
+    #[arg(long, env = "SESSIOND_SEED_OUTPUT", requires = "seed")]
+    pub seed_output: Option<PathBuf>,
     /// Admin API bearer token. Without it, one is generated on first start and printed
     /// once; only its hash is kept.
     #[arg(long, env = "SESSIOND_ADMIN_TOKEN", hide_env_values = true)]
@@ -326,6 +333,17 @@ async fn serve_with(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         print!("{}", crate::config::render(&args)?);
         return Ok(());
     }
+    // A bad seed file is a bad setting: it stops the start before anything is opened.
+    let seed = match &args.seed {
+        Some(path) => match crate::seed::read(path) {
+            Ok(seed) => Some(seed),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::exit(2);
+            }
+        },
+        None => None,
+    };
     let temp = if args.ephemeral {
         Some(tempfile::tempdir().context("creating a temporary data directory")?)
     } else {
@@ -353,6 +371,12 @@ async fn serve_with(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         .await?
     {
         println!("admin token (shown once; only its hash is kept): {token}");
+    }
+    if let Some(seed) = &seed
+        && let Some(created) = seed.apply(&state).await.context("seeding the store")?
+        && let Some(out) = &args.seed_output
+    {
+        crate::seed::write_output(out, &created)?;
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -8,4 +8,5 @@ pub mod domain;
 pub mod http;
 pub mod metrics;
 pub mod model;
+pub mod seed;
 pub mod store;

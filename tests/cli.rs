@@ -284,3 +284,121 @@ fn json_logs_give_one_line_per_request_with_its_id_shape_status_and_latency() {
     );
     assert!(!all.contains("probe=1"), "the query was logged: {all}");
 }
+
+/// `--seed FILE` creates a known state at start, once: its output names every secret, the
+/// secrets work over the wire, and a restart with the same seed creates nothing more. A seed
+/// file with a dangling name stops the start with exit 2.
+#[test]
+fn a_seed_file_starts_a_known_state_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (data, seed, out) = (
+        tmp.path().join("data"),
+        tmp.path().join("seed.toml"),
+        tmp.path().join("created.json"),
+    );
+    std::fs::write(
+        &seed,
+        r#"
+[[applications]]
+id = "chat"
+name = "Chat"
+
+[[accounts]]
+login = "alice"
+email = "alice@example.com"
+password = "correct horse"
+
+[[sessions]]
+account = "alice"
+application = "chat"
+kind = "login"
+count = 2
+
+[[sessions]]
+account = "alice"
+kind = "idp"
+
+[[api_tokens]]
+name = "ci"
+scopes = ["okta.sessions.read"]
+"#,
+    )
+    .expect("seed");
+    let seed_args = [
+        "--seed",
+        seed.to_str().expect("utf-8"),
+        "--seed-output",
+        out.to_str().expect("utf-8"),
+    ];
+    let created: serde_json::Value = {
+        let (_server, base) = serve(&data, &seed_args);
+        let created: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&out).expect("seed output")).expect("JSON");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&out).expect("out").permissions().mode();
+            assert_eq!(mode & 0o077, 0, "the output holds secrets: {mode:o}");
+        }
+        let sessions = created["sessions"].as_array().expect("sessions");
+        assert_eq!(sessions.len(), 3, "{created}");
+        let http = reqwest::blocking::Client::new();
+        // The Okta token reads the idp session; Rocket.Chat's login token is the caller.
+        let idp = sessions.iter().find(|s| s["kind"] == "idp").expect("idp");
+        let r = http
+            .get(format!(
+                "{base}/api/v1/sessions/{}",
+                idp["id"].as_str().expect("id")
+            ))
+            .header(
+                "authorization",
+                format!(
+                    "SSWS {}",
+                    created["api_tokens"][0]["token"].as_str().expect("t")
+                ),
+            )
+            .send()
+            .expect("okta");
+        assert_eq!(r.status().as_u16(), 200);
+        let r = http
+            .get(format!("{base}/api/v1/me"))
+            .header(
+                "x-auth-token",
+                sessions[0]["login_token"].as_str().expect("t"),
+            )
+            .header("x-user-id", sessions[0]["account_id"].as_str().expect("id"))
+            .send()
+            .expect("me");
+        assert_eq!(r.status().as_u16(), 200);
+        created
+    };
+    std::fs::remove_file(&out).expect("rm");
+    {
+        let (_server, base) = serve(&data, &seed_args);
+        assert!(!out.exists(), "a seed applies once: nothing was created");
+        let r = reqwest::blocking::Client::new()
+            .get(format!(
+                "{base}/admin/v1/accounts/{}/sessions",
+                created["accounts"][0]["id"].as_str().expect("id")
+            ))
+            .bearer_auth("cli-admin")
+            .send()
+            .expect("sessions");
+        let v: serde_json::Value = r.json().expect("json");
+        assert_eq!(v["sessions"].as_array().expect("list").len(), 3, "{v}");
+    }
+
+    std::fs::write(&seed, "[[sessions]]\naccount = \"bob\"\nkind = \"idp\"\n").expect("bad");
+    let bad = run(&[
+        OsStr::new("serve"),
+        OsStr::new("--ephemeral"),
+        OsStr::new("--seed"),
+        seed.as_os_str(),
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("\"bob\"") && err.contains("seed file"),
+        "{err}"
+    );
+}

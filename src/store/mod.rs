@@ -452,6 +452,11 @@ impl Store {
         })
     }
 
+    /// No application, account or API token yet: a new store (`--seed` applies only then).
+    pub fn has_no_records(&self) -> Result<bool> {
+        Ok(self.t.apps.is_empty() && self.t.accounts.is_empty() && self.t.api_tokens.is_empty())
+    }
+
     // ---- meta -------------------------------------------------------------------------
 
     pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
