@@ -3,7 +3,7 @@
 
 use crate::config::LogFormat;
 use crate::domain::{self, Config, NewAccount, NewApp, NewSession, Sessiond, SystemClock};
-use crate::http::{Limits, serve};
+use crate::http::{self as web, Limits, Options};
 use crate::model::{DeviceInfo, SessionKind};
 use crate::store::{Durability, Store, StoreOptions};
 use anyhow::Context;
@@ -128,6 +128,24 @@ pub struct ServeArgs {
     /// Use a fresh temporary data directory, removed at exit (overrides --data).
     #[arg(long, env = "SESSIOND_EPHEMERAL")]
     pub ephemeral: bool,
+    /// Serve TLS with this PEM certificate chain (with --tls-key).
+    #[arg(long, env = "SESSIOND_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "SESSIOND_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve TLS with a self-signed certificate for localhost, 127.0.0.1 and ::1, made once
+    /// and kept in the data directory (its path and fingerprint are printed at start).
+    #[arg(long, env = "SESSIOND_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
+    pub tls_self_signed: bool,
+    /// Browser origin allowed to call the five shapes (CORS), e.g. http://localhost:3000;
+    /// repeat it, or comma-separate in SESSIOND_CORS_ORIGINS; `*` allows any. None: CORS off.
+    #[arg(
+        long = "cors-origin",
+        env = "SESSIOND_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origin: Vec<String>,
     /// Applications, accounts, sessions and API tokens to create at start (TOML, or JSON
     /// for a `.json` name), once, on a store that holds none yet (README, "Seeding").
     #[arg(long, env = "SESSIOND_SEED")]
@@ -333,7 +351,14 @@ async fn serve_with(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         print!("{}", crate::config::render(&args)?);
         return Ok(());
     }
-    // A bad seed file is a bad setting: it stops the start before anything is opened.
+    // A bad seed file or origin is a bad setting: it stops the start before anything opens.
+    let cors = match crate::http::cors::Cors::parse(&args.cors_origin) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: --cors-origin: {e}");
+            std::process::exit(2);
+        }
+    };
     let seed = match &args.seed {
         Some(path) => match crate::seed::read(path) {
             Ok(seed) => Some(seed),
@@ -378,17 +403,27 @@ async fn serve_with(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     {
         crate::seed::write_output(out, &created)?;
     }
+    let tls = match (&args.tls_cert, &args.tls_key, args.tls_self_signed) {
+        (Some(cert), Some(key), _) => Some(crate::http::tls::from_files(cert, key)?),
+        (_, _, true) => Some(crate::http::tls::self_signed(&data)?),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
-    if demo {
-        provision_demo(&state, addr).await?;
+    if let Some(t) = &tls {
+        println!(
+            "TLS certificate {} (SHA-256 {})",
+            t.cert_path.display(),
+            t.fingerprint
+        );
     }
-    println!(
-        "sessiond listening on http://{addr} (data: {})",
-        data.display()
-    );
+    let base = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
+    if demo {
+        provision_demo(&state, &base).await?;
+    }
+    println!("sessiond listening on {base} (data: {})", data.display());
     use std::io::Write;
     std::io::stdout().flush()?;
     let limits = Limits {
@@ -397,7 +432,12 @@ async fn serve_with(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         per_credential_per_minute: args.credential_limit_per_minute,
         ..Limits::default()
     };
-    serve(listener, state, limits, shutdown_signal()).await?;
+    let options = Options {
+        limits,
+        tls: tls.map(|t| t.config),
+        cors,
+    };
+    web::serve_with(listener, state, options, shutdown_signal()).await?;
     tracing::info!("stopped; store flushed");
     drop(temp);
     Ok(())
@@ -426,8 +466,7 @@ async fn shutdown_signal() {
 
 /// Provisions a demo application, two accounts and sessions of every kind, then prints a
 /// request for each shape.
-async fn provision_demo(state: &Sessiond, addr: SocketAddr) -> anyhow::Result<()> {
-    let base = format!("http://{addr}");
+async fn provision_demo(state: &Sessiond, base: &str) -> anyhow::Result<()> {
     let suffix = crate::model::hex_encode(&domain::secrets::random::<3>());
     let created = state
         .create_app(NewApp {

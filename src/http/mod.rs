@@ -9,6 +9,7 @@
 
 mod admin;
 mod connect;
+pub mod cors;
 mod flashback;
 mod okta;
 mod rocketchat;
@@ -16,8 +17,9 @@ mod router;
 mod rownd;
 mod server;
 mod throttle;
+pub mod tls;
 mod wire;
 
 pub use router::{OPENAPI, ROUTES, Route, Router, Shape};
-pub use server::{Limits, serve};
+pub use server::{Limits, Options, serve, serve_with};
 pub use wire::Resp;

@@ -2,6 +2,7 @@
 //! selects the application, and a plain `match` on the segments picks the endpoint. The
 //! body is read here, within the limits, so every handler sees a complete request.
 
+use super::cors::Cors;
 use super::server::Limits;
 use super::throttle::{Throttle, Verdict};
 use super::wire::{self, Req, Resp};
@@ -187,6 +188,14 @@ pub struct Router {
     state: Sessiond,
     limits: Limits,
     throttle: Throttle,
+    cors: Cors,
+}
+
+impl Shape {
+    /// The five public documents, which browser SDKs may call (CORS).
+    fn is_public(self) -> bool {
+        !matches!(self, Shape::Admin | Shape::Other)
+    }
 }
 
 impl Router {
@@ -195,7 +204,14 @@ impl Router {
             state,
             limits,
             throttle: Throttle::default(),
+            cors: Cors::Off,
         }
+    }
+
+    /// Answers browsers of these origins on the five shapes (`cors.rs`).
+    pub fn with_cors(mut self, cors: Cors) -> Router {
+        self.cors = cors;
+        self
     }
 
     /// Answers one request. Never panics on any input; every answer is in the reached
@@ -211,6 +227,8 @@ impl Router {
         let started = std::time::Instant::now();
         let id = request_id();
         let (parts, body) = req.into_parts();
+        let origin = parts.headers.get(header::ORIGIN).cloned();
+        let preflight = parts.method == Method::OPTIONS;
         let span = tracing::info_span!(
             "request",
             id = %id,
@@ -218,10 +236,13 @@ impl Router {
             path = %parts.uri.path(),
             shape = tracing::field::Empty,
         );
-        let (shape, resp) = self
+        let (shape, mut resp) = self
             .dispatch(parts, body, &id)
             .instrument(span.clone())
             .await;
+        if shape.is_public() && !preflight {
+            self.cors.decorate(origin.as_ref(), &mut resp);
+        }
         let elapsed = started.elapsed();
         let status = resp.status().as_u16();
         self.state.metrics().request(shape.label(), status, elapsed);
@@ -291,6 +312,11 @@ impl Router {
                     "the admin API is not served under /apps/",
                 ),
             );
+        }
+        if shape.is_public()
+            && let Some(r) = self.cors.preflight(&parts.method, &parts.headers, methods)
+        {
+            return (shape, r);
         }
         if !methods.contains(&parts.method) {
             let mut r = shape.error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");

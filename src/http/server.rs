@@ -3,6 +3,7 @@
 //! concurrent connections, and graceful shutdown that drains in-flight requests and then
 //! flushes the store.
 
+use super::cors::Cors;
 use super::router::Router;
 use crate::domain::Sessiond;
 use hyper::server::conn::http1;
@@ -54,14 +55,40 @@ impl Default for Limits {
     }
 }
 
-/// Serves until `shutdown` resolves, then stops accepting, drains, and flushes the store.
-/// Also runs the service's background work (`Sessiond::start_background`) meanwhile.
+/// How the server answers, beyond its limits: TLS, and CORS for browsers.
+#[derive(Clone, Default)]
+pub struct Options {
+    pub limits: Limits,
+    /// Serve TLS (rustls) instead of plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub cors: Cors,
+}
+
+/// Plain HTTP, no CORS: [`serve_with`] with these limits.
 pub async fn serve(
     listener: TcpListener,
     state: Sessiond,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let options = Options {
+        limits,
+        ..Options::default()
+    };
+    serve_with(listener, state, options, shutdown).await
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, drains, and flushes the store.
+/// Also runs the service's background work (`Sessiond::start_background`) meanwhile. With
+/// TLS, each connection's handshake runs in its own task, within the header timeout.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: Sessiond,
+    options: Options,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let Options { limits, tls, cors } = options;
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let backstop = limits.max_head_bytes.saturating_mul(4).max(64 * 1024);
     let mut builder = http1::Builder::new();
     builder
@@ -74,7 +101,7 @@ pub async fn serve(
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let router = Arc::new(Router::new(state.clone(), limits.clone()));
+    let router = Arc::new(Router::new(state.clone(), limits.clone()).with_cors(cors));
     state.start_background().map_err(std::io::Error::other)?;
     tokio::pin!(shutdown);
     loop {
@@ -114,9 +141,32 @@ pub async fn serve(
                         })
                     }
                 });
-                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                let (watcher, builder, tls) = (graceful.watcher(), builder.clone(), tls.clone());
+                let handshake_timeout = limits.header_timeout;
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    let ended = match tls {
+                        None => watcher
+                            .watch(builder.serve_connection(TokioIo::new(stream), service))
+                            .await,
+                        Some(acceptor) => {
+                            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                                Ok(Ok(stream)) => {
+                                    watcher
+                                        .watch(builder.serve_connection(TokioIo::new(stream), service))
+                                        .await
+                                }
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                    Ok(())
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer, "TLS handshake timed out");
+                                    Ok(())
+                                }
+                            }
+                        }
+                    };
+                    if let Err(e) = ended {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                     drop(permit);

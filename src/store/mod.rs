@@ -227,7 +227,12 @@ fn get<T: DeserializeOwned>(tree: &Tree, name: &'static str, key: &[u8]) -> Resu
 }
 
 /// What sessiond keeps in a data directory: sled's directory and the hub signing key.
-pub(crate) const DATA_DIR_ENTRIES: [&str; 2] = ["store", crate::domain::jwt::HUB_KEY_FILE];
+pub(crate) const DATA_DIR_ENTRIES: [&str; 4] = [
+    "store",
+    crate::domain::jwt::HUB_KEY_FILE,
+    crate::http::tls::SELF_SIGNED_CERT,
+    crate::http::tls::SELF_SIGNED_KEY,
+];
 
 /// Creates `dir` if missing and leaves it to its owner alone (0700 on Unix): it holds token
 /// hashes and the hub signing key. A directory that already existed with a looser mode (made
