@@ -1,5 +1,6 @@
-//! The command line: `sessiond serve`, `demo`, `conformance`, `check`, `bench`. Parsing and wiring only; the
-//! server is `http::serve`, the rules are in `domain`.
+//! The command line: `sessiond serve`, `demo`, `conformance`, `check`, `bench`, `backup`,
+//! `restore`, `admin`. Parsing and wiring only; the server is `http::serve`, the rules are
+//! in `domain`.
 
 use crate::config::LogFormat;
 use crate::domain::{self, Config, NewAccount, NewApp, NewSession, Sessiond, SystemClock};
@@ -53,6 +54,9 @@ pub enum Command {
     /// checksum, loads it, and verifies the result as `sessiond check` does. Exit 0 when
     /// the store is restored and consistent; on any failure nothing is left behind.
     Restore(RestoreArgs),
+    /// Call a running server's admin API: applications, accounts, sessions, API tokens,
+    /// introspection, the audit log (docs/admin-api.md). Prints the answer as JSON.
+    Admin(crate::admin_client::AdminArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -80,6 +84,9 @@ pub struct BackupArgs {
         requires = "server"
     )]
     pub admin_token: Option<String>,
+    /// A PEM certificate to trust for an https server.
+    #[arg(long, env = "SESSIOND_CA_CERT", requires = "server")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -214,6 +221,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Check(args) => std::process::exit(check(&args)),
         Command::Backup(args) => backup(&args).await,
+        Command::Admin(args) => crate::admin_client::run(args).await,
         Command::Restore(args) => {
             let stats = Store::restore(&args.from, &args.data, &check_options())
                 .with_context(|| format!("restoring {}", args.from.display()))?;
@@ -247,24 +255,18 @@ async fn backup(args: &BackupArgs) -> anyhow::Result<()> {
     let out = std::path::absolute(&args.out).context("the --out path")?;
     let stats = match &args.server {
         Some(server) => {
-            let token = args
-                .admin_token
-                .as_deref()
-                .context("--server needs --admin-token (or SESSIOND_ADMIN_TOKEN)")?;
-            let r = reqwest::Client::new()
-                .post(format!("{}/admin/v1/backup", server.trim_end_matches('/')))
-                .bearer_auth(token)
-                .json(&serde_json::json!({ "path": out }))
-                .send()
-                .await
-                .with_context(|| format!("asking {server} for a backup"))?;
-            let status = r.status();
-            let v: serde_json::Value = r.json().await.unwrap_or_default();
-            anyhow::ensure!(
-                status == reqwest::StatusCode::CREATED,
-                "{server} answered {status}: {}",
-                v["message"].as_str().unwrap_or("(no message)")
-            );
+            let client = crate::admin_client::Client::new(&crate::admin_client::Connection {
+                server: server.clone(),
+                admin_token: args.admin_token.clone(),
+                ca_cert: args.ca_cert.clone(),
+            })?;
+            let v = client
+                .call(
+                    reqwest::Method::POST,
+                    "/backup",
+                    Some(serde_json::json!({ "path": out })),
+                )
+                .await?;
             crate::store::BackupStats {
                 trees: v["trees"].as_u64().unwrap_or_default(),
                 entries: v["entries"].as_u64().unwrap_or_default(),

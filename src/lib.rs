@@ -2,6 +2,7 @@
 //! `http` (the five public API shapes and the admin API) → `domain` (sessions and the
 //! revoke-all rules) → `store` (the only code that names sled) → disk.
 
+pub mod admin_client;
 pub mod cli;
 pub mod config;
 pub mod domain;
