@@ -223,8 +223,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(args) => backup(&args).await,
         Command::Admin(args) => crate::admin_client::run(args).await,
         Command::Restore(args) => {
-            let stats = Store::restore(&args.from, &args.data, &check_options())
-                .with_context(|| format!("restoring {}", args.from.display()))?;
+            let len = std::fs::metadata(&args.from)
+                .with_context(|| format!("reading {}", args.from.display()))?
+                .len();
+            let bar = sessiond_loadgen::dataset::progress(len, "restoring bytes");
+            let stats = Store::restore(&args.from, &args.data, &check_options(), &|n| {
+                bar.set_position(n)
+            });
+            bar.finish_and_clear();
+            let stats = stats.with_context(|| format!("restoring {}", args.from.display()))?;
             println!(
                 "restored {} entries in {} trees and {} file(s) into {}; the store checks clean",
                 stats.entries,
@@ -286,9 +293,15 @@ async fn backup(args: &BackupArgs) -> anyhow::Result<()> {
                 ),
                 e => anyhow::anyhow!("opening the store in {}: {e}", args.data.display()),
             })?;
-            store
-                .backup_to(&out)
-                .with_context(|| format!("writing {}", out.display()))?
+            let bar = indicatif::ProgressBar::new_spinner()
+                .with_style(
+                    indicatif::ProgressStyle::with_template("{spinner} {human_pos} {msg}")
+                        .expect("the template is valid"),
+                )
+                .with_message("entries backed up");
+            let written = store.backup_to(&out, &|n| bar.set_position(n));
+            bar.finish_and_clear();
+            written.with_context(|| format!("writing {}", out.display()))?
         }
     };
     println!(
@@ -399,11 +412,15 @@ async fn serve_with(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     {
         println!("admin token (shown once; only its hash is kept): {token}");
     }
-    if let Some(seed) = &seed
-        && let Some(created) = seed.apply(&state).await.context("seeding the store")?
-        && let Some(out) = &args.seed_output
-    {
-        crate::seed::write_output(out, &created)?;
+    if let Some(seed) = &seed {
+        let bar = sessiond_loadgen::dataset::progress(seed.session_count(), "seeding sessions");
+        let created = seed.apply(&state, &|n| bar.set_position(n)).await;
+        bar.finish_and_clear();
+        if let Some(created) = created.context("seeding the store")?
+            && let Some(out) = &args.seed_output
+        {
+            crate::seed::write_output(out, &created)?;
+        }
     }
     let tls = match (&args.tls_cert, &args.tls_key, args.tls_self_signed) {
         (Some(cert), Some(key), _) => Some(crate::http::tls::from_files(cert, key)?),

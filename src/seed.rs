@@ -94,6 +94,11 @@ pub fn read(path: &Path) -> anyhow::Result<Seed> {
 }
 
 impl Seed {
+    /// How many sessions the file asks for.
+    pub fn session_count(&self) -> u64 {
+        self.sessions.iter().map(|s| u64::from(s.count)).sum()
+    }
+
     /// What can be known before writing anything: every session names an account and an
     /// application of the file, as its kind needs, and nothing is named twice.
     fn check(&self) -> anyhow::Result<()> {
@@ -149,7 +154,12 @@ impl Seed {
     /// Creates everything, in file order (applications, accounts, sessions, API tokens),
     /// each write durable. Returns what was created, secrets included, or `None` when the
     /// store already holds records and the seed was skipped.
-    pub async fn apply(&self, state: &Sessiond) -> anyhow::Result<Option<Value>> {
+    /// `progress` is told how many sessions were created so far.
+    pub async fn apply(
+        &self,
+        state: &Sessiond,
+        progress: &dyn Fn(u64),
+    ) -> anyhow::Result<Option<Value>> {
         if !state.store().has_no_records()? {
             tracing::info!("the store holds records already: seed skipped");
             return Ok(None);
@@ -227,6 +237,7 @@ impl Seed {
                     }));
                 }
                 left -= n;
+                progress(sessions_out.len() as u64);
             }
         }
         let mut tokens_out = Vec::new();

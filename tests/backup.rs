@@ -177,6 +177,7 @@ fn a_backup_taken_while_serving_restores_exactly_what_was_acknowledged_before_it
     ]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("checks clean"), "{out}");
+    assert!(err.is_empty(), "no progress bar in a pipe: {err:?}");
     // Restoring over a store is refused.
     let (code, _, err) = sessiond(&[
         OsStr::new("restore"),
@@ -253,6 +254,7 @@ fn a_stopped_store_backs_up_from_its_directory_and_a_damaged_backup_restores_not
         file.as_os_str(),
     ]);
     assert_eq!(code, 0, "{out}{err}");
+    assert!(err.is_empty(), "no progress bar in a pipe: {err:?}");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -249,7 +249,7 @@ impl Sessiond {
             return Err(Error::Taken("the backup path"));
         }
         let me = self.clone();
-        let stats = tokio::task::spawn_blocking(move || me.store().backup_to(&path))
+        let stats = tokio::task::spawn_blocking(move || me.store().backup_to(&path, &|_| {}))
             .await
             .map_err(|e| Error::Store(crate::store::StoreError::Io(std::io::Error::other(e))))??;
         tracing::info!(

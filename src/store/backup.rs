@@ -73,7 +73,13 @@ impl Store {
     /// Writes a consistent snapshot of the store, and `files` (name, contents), to `out`.
     /// Writes wait while it runs (each store write takes the barrier's shared side, this
     /// its exclusive side); reads go on. Returns what it wrote; the caller syncs the file.
-    pub fn snapshot(&self, out: impl Write, files: &[(&str, Vec<u8>)]) -> Result<BackupStats> {
+    /// `progress` is told the number of entries written so far, now and then.
+    pub fn snapshot(
+        &self,
+        out: impl Write,
+        files: &[(&str, Vec<u8>)],
+        progress: &dyn Fn(u64),
+    ) -> Result<BackupStats> {
         let _quiet = self.writes.write().unwrap_or_else(|p| p.into_inner());
         let mut w = Hashing {
             inner: BufWriter::with_capacity(1 << 20, out),
@@ -104,6 +110,9 @@ impl Store {
                 put_bytes(&mut w, 4, &k)?;
                 put_bytes(&mut w, 4, &v)?;
                 stats.entries += 1;
+                if stats.entries.is_multiple_of(BATCH as u64) {
+                    progress(stats.entries);
+                }
             }
             w.write_all(&[0])?;
         }
@@ -118,7 +127,7 @@ impl Store {
     /// Writes a backup of the store and its files (the hub signing key) to a new file at
     /// `out` (owner-only; an existing file is never overwritten), durably: the file and
     /// its directory are synced before this returns.
-    pub fn backup_to(&self, out: &Path) -> Result<BackupStats> {
+    pub fn backup_to(&self, out: &Path, progress: &dyn Fn(u64)) -> Result<BackupStats> {
         let mut files = Vec::new();
         for name in super::DATA_DIR_ENTRIES.iter().filter(|e| **e != "store") {
             match std::fs::read(self.dir.join(name)) {
@@ -132,7 +141,7 @@ impl Store {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
         let file = o.open(out)?;
-        let written = self.snapshot(&file, &files).and_then(|stats| {
+        let written = self.snapshot(&file, &files, progress).and_then(|stats| {
             file.sync_all()?;
             if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::File::open(parent)?.sync_all()?;
@@ -150,7 +159,14 @@ impl Store {
     /// counter past every id in it, writes the files beside the store (owner-only), makes
     /// it all durable and verifies the result like `sessiond check`. On any failure the
     /// half-restored store is removed.
-    pub fn restore(path: &Path, dir: &Path, opts: &StoreOptions) -> Result<BackupStats> {
+    ///
+    /// `progress` is told how many bytes of the file were loaded so far, now and then.
+    pub fn restore(
+        path: &Path,
+        dir: &Path,
+        opts: &StoreOptions,
+        progress: &dyn Fn(u64),
+    ) -> Result<BackupStats> {
         if dir.join("store").exists() {
             return Err(StoreError::Occupied(dir.to_owned()));
         }
@@ -161,7 +177,7 @@ impl Store {
             .collect();
         let restored = (|| {
             let store = Store::open(dir, opts)?;
-            let stats = store.load(path, dir)?;
+            let stats = store.load(path, dir, progress)?;
             store.sync_blocking()?;
             let report = store.check()?;
             if !report.is_clean() {
@@ -185,10 +201,16 @@ impl Store {
         restored
     }
 
-    fn load(&self, path: &Path, dir: &Path) -> Result<BackupStats> {
+    fn load(&self, path: &Path, dir: &Path, progress: &dyn Fn(u64)) -> Result<BackupStats> {
         let file = std::fs::File::open(path)?;
         let body_len = file.metadata()?.len().saturating_sub(32);
-        let mut r = BufReader::with_capacity(1 << 20, file.take(body_len));
+        let mut r = BufReader::with_capacity(
+            1 << 20,
+            Counting {
+                inner: file.take(body_len),
+                read: 0,
+            },
+        );
         let mut stats = BackupStats {
             bytes: body_len + 32,
             ..Default::default()
@@ -231,6 +253,7 @@ impl Store {
                 if n == BATCH {
                     tree.apply_batch(std::mem::take(&mut batch))?;
                     n = 0;
+                    progress(r.get_ref().read);
                 }
             }
             tree.apply_batch(batch)?;
@@ -243,6 +266,20 @@ impl Store {
         // persisted every so often).
         while self.db.generate_id()? < next_id {}
         Ok(stats)
+    }
+}
+
+/// A reader that counts what it read (for progress).
+struct Counting<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
     }
 }
 
