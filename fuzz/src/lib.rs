@@ -243,6 +243,7 @@ pub fn codec(data: &[u8]) {
     round_trip::<RowndKey>(data);
     round_trip::<ApiToken>(data);
     round_trip::<RememberedDevice>(data);
+    round_trip::<AuditEntry>(data);
 }
 
 /// Reads key components off the fuzzer's bytes; past the end, every read gives zeros.
