@@ -37,6 +37,7 @@ RATE_LIMIT_TIMEOUT = 100  # seconds, outer bound on a call that waits for a minu
 
 BASE = ""
 ADMIN_TOKEN = ""
+PREFIX = ""  # "tls: " when the checks run against an https server
 
 # ---- results ---------------------------------------------------------------------------
 
@@ -45,6 +46,7 @@ _results = []  # (name, ok, detail)
 
 
 def _record(name, ok, detail=""):
+    name = PREFIX + name
     with _lock:
         _results.append((name, ok, detail))
         if ok:
@@ -539,12 +541,21 @@ def sudomimus_checks():
 
 
 def main():
-    global BASE, ADMIN_TOKEN
+    global BASE, ADMIN_TOKEN, PREFIX
     p = argparse.ArgumentParser()
     p.add_argument("--base", required=True, help="http://127.0.0.1:PORT (no trailing slash)")
     p.add_argument("--admin-token", required=True)
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="the base is https (trusted through SSL_CERT_FILE): run the Okta SDK's checks "
+        "only, with its refusal of plain http left on",
+    )
     a = p.parse_args()
     BASE, ADMIN_TOKEN = a.base.rstrip("/"), a.admin_token
+    if a.tls:
+        PREFIX = "tls: "
+        os.environ.pop("OKTA_TESTING_TESTINGDISABLEHTTPSCHECK", None)
 
     def setup():
         st, _, v = http("GET", "/healthz")
@@ -556,6 +567,25 @@ def main():
         return finish()
 
     okta_app = new_app("okta")["id"]
+    if a.tls:
+        token = new_api_token()
+
+        def refuses_plain_http():
+            global BASE
+            https = BASE
+            BASE = https.replace("https://", "http://", 1)
+            try:
+                okta_client(token)
+            except Exception as e:  # the SDK's own refusal, whatever its class
+                expect("https" in str(e).lower(), f"refused for another reason: {e}")
+            else:
+                raise CheckFailed("the SDK accepted an http:// orgUrl: its https check is off")
+            finally:
+                BASE = https
+
+        check("okta: the SDK refuses http:// (the https check is on)", refuses_plain_http)
+        asyncio.run(okta_checks(okta_app, token))
+        return finish()
     # The rate-limit checks wait for a minute window: run them alongside the rest.
     rl = threading.Thread(target=okta_rate_limit_checks, args=(okta_app,), daemon=True)
     rl.start()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the PUBLISHED client libraries (okta, rocketchat-api, sudomimus-session; pinned in
-# requirements.txt), unmodified, against a live sessiond.
+# requirements.txt), unmodified, against a live sessiond; then the okta SDK again against a
+# second one serving TLS (--tls-self-signed), with the SDK's refusal of plain http left on.
 #
 #   tests/clients/run.sh <path-to-sessiond-binary>
 #
@@ -108,7 +109,51 @@ if [ "$DRIVER_RC" -ne 0 ]; then
     tail -n 30 "$WORK/server.err" | sed 's/^/  /'
     echo "== driver stderr (last 30 lines):"
     tail -n 30 "$WORK/driver.err" | sed 's/^/  /'
-    # The summary stays the last line.
-    tail -n 1 "$WORK/driver.out"
 fi
-exit "$DRIVER_RC"
+
+# ---- 4. the Okta SDK over https, with its refusal of plain http left on -----------------
+# A second server with --tls-self-signed; the SDK (aiohttp) and the driver's own calls
+# trust its certificate through SSL_CERT_FILE, and reach it as https://localhost.
+kill -TERM "$SERVER_PID" 2>/dev/null || true
+wait "$SERVER_PID" 2>/dev/null || true
+"$BIN" serve --ephemeral --listen 127.0.0.1:0 --admin-token="$ADMIN_TOKEN" --tls-self-signed \
+    >"$WORK/tls.out" 2>"$WORK/tls.err" &
+SERVER_PID=$!
+TLS_BASE=""
+for _ in $(seq 200); do # 20 s
+    TLS_BASE=$(sed -n 's|^sessiond listening on https://127\.0\.0\.1:\([0-9]*\) .*|https://localhost:\1|p' "$WORK/tls.out")
+    [ -n "$TLS_BASE" ] && break
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+done
+CERT=$(sed -n 's|^TLS certificate \(.*\) (SHA-256 .*|\1|p' "$WORK/tls.out")
+TLS_RC=1
+if [ -n "$TLS_BASE" ] && [ -f "$CERT" ]; then
+    echo "== sessiond at $TLS_BASE (certificate $CERT)"
+    set +e
+    (
+        cd "$WORK/cwd"
+        unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy OKTA_CLIENT_ORGURL \
+            OKTA_CLIENT_TOKEN OKTA_TESTING_TESTINGDISABLEHTTPSCHECK
+        HOME="$WORK/home" NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost \
+            SSL_CERT_FILE="$CERT" PYTHONUNBUFFERED=1 \
+            timeout "$DRIVER_TIMEOUT" "$PY" "$HERE/drive.py" --base "$TLS_BASE" \
+            --admin-token="$ADMIN_TOKEN" --tls
+    ) 2>"$WORK/tls-driver.err" | tee "$WORK/tls-driver.out"
+    TLS_RC=${PIPESTATUS[0]}
+    set -e
+    if [ "$TLS_RC" -ne 0 ]; then
+        tail -n 30 "$WORK/tls-driver.err" | sed 's/^/  tls driver stderr: /'
+        tail -n 30 "$WORK/tls.err" | sed 's/^/  tls server stderr: /'
+    fi
+else
+    echo "FAIL tls server: no https listening line or certificate within 20 s"
+    sed 's/^/  server stdout: /' "$WORK/tls.out" || true
+fi
+
+# The summary of both passes stays the last line.
+passed=$(cat "$WORK/driver.out" "$WORK/tls-driver.out" 2>/dev/null | grep -c '^PASS ' || true)
+failed=$(cat "$WORK/driver.out" "$WORK/tls-driver.out" 2>/dev/null | grep -c '^FAIL ' || true)
+if [ "$TLS_RC" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+echo "$passed passed, $failed failed"
+[ "$DRIVER_RC" -eq 0 ] && [ "$TLS_RC" -eq 0 ]
