@@ -23,19 +23,12 @@ PIP_TIMEOUT=${PIP_TIMEOUT:-600}      # seconds for the whole pip install
 DRIVER_TIMEOUT=${DRIVER_TIMEOUT:-240} # seconds for all the checks
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sessiond-clients.XXXXXX")
-SERVER_PID=""
+# shellcheck source=../sessiond.sh
+. "$HERE/../sessiond.sh"
 
 cleanup() {
     local rc=$?
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    stop_sessiond
     rm -rf "$WORK"
     exit "$rc"
 }
@@ -55,31 +48,11 @@ timeout "$PIP_TIMEOUT" "$PY" -m pip install --disable-pip-version-check --quiet 
 echo
 
 # ---- 2. the server ----------------------------------------------------------------------
-# SESSIOND_* in the caller's environment must not change the server under test.
-while read -r v; do unset "$v"; done < <(env | sed -n 's/^\(SESSIOND_[A-Z_]*\)=.*/\1/p')
 ADMIN_TOKEN=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(32))')
-"$BIN" serve --ephemeral --listen 127.0.0.1:0 --admin-token="$ADMIN_TOKEN" \
-    >"$WORK/server.out" 2>"$WORK/server.err" &
-SERVER_PID=$!
-
-BASE=""
-for _ in $(seq 200); do # 20 s
-    BASE=$(sed -n 's|^sessiond listening on \(http://[^ ]*\) .*|\1|p' "$WORK/server.out")
-    [ -n "$BASE" ] && break
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
-    sleep 0.1
-done
-if [ -z "$BASE" ]; then
-    echo "FAIL server: no listening line within 20 s"
-    sed 's/^/  server stdout: /' "$WORK/server.out" || true
-    tail -n 20 "$WORK/server.err" | sed 's/^/  server stderr: /' || true
+if ! start_sessiond server --admin-token="$ADMIN_TOKEN"; then
     echo "0 passed, 1 failed"
     exit 1
 fi
-case "$BASE" in
-    http://127.0.0.1:*) ;;
-    *) echo "FAIL server: listening on $BASE, not 127.0.0.1"; echo "0 passed, 1 failed"; exit 1 ;;
-esac
 echo "== sessiond at $BASE (pid $SERVER_PID)"
 
 # ---- 3. the checks ----------------------------------------------------------------------
@@ -114,18 +87,11 @@ fi
 # ---- 4. the Okta SDK over https, with its refusal of plain http left on -----------------
 # A second server with --tls-self-signed; the SDK (aiohttp) and the driver's own calls
 # trust its certificate through SSL_CERT_FILE, and reach it as https://localhost.
-kill -TERM "$SERVER_PID" 2>/dev/null || true
-wait "$SERVER_PID" 2>/dev/null || true
-"$BIN" serve --ephemeral --listen 127.0.0.1:0 --admin-token="$ADMIN_TOKEN" --tls-self-signed \
-    >"$WORK/tls.out" 2>"$WORK/tls.err" &
-SERVER_PID=$!
+stop_sessiond
 TLS_BASE=""
-for _ in $(seq 200); do # 20 s
-    TLS_BASE=$(sed -n 's|^sessiond listening on https://127\.0\.0\.1:\([0-9]*\) .*|https://localhost:\1|p' "$WORK/tls.out")
-    [ -n "$TLS_BASE" ] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-done
+if start_sessiond tls --admin-token="$ADMIN_TOKEN" --tls-self-signed; then
+    TLS_BASE=${BASE/https:\/\/127.0.0.1:/https://localhost:}
+fi
 CERT=$(sed -n 's|^TLS certificate \(.*\) (SHA-256 .*|\1|p' "$WORK/tls.out")
 TLS_RC=1
 if [ -n "$TLS_BASE" ] && [ -f "$CERT" ]; then

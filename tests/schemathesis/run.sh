@@ -24,19 +24,12 @@ PYTHON=${PYTHON:-python3}
 PIP_TIMEOUT=${PIP_TIMEOUT:-600}
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sessiond-schemathesis.XXXXXX")
-SERVER_PID=""
+# shellcheck source=../sessiond.sh
+. "$HERE/../sessiond.sh"
 
 cleanup() {
     local rc=$?
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    stop_sessiond
     if [ "$rc" -ne 0 ] && [ -f "$WORK/server.err" ]; then
         echo "-- last lines of the server's log"
         tail -n 30 "$WORK/server.err" || true
@@ -53,26 +46,9 @@ echo "== installing $(grep -v '^#' "$HERE/requirements.txt" | tr '\n' ' ')"
 timeout "$PIP_TIMEOUT" "$WORK/venv/bin/python" -m pip install --disable-pip-version-check \
     --quiet --timeout 60 -r "$HERE/requirements.txt"
 
-# SESSIOND_* in the caller's environment must not change the server under test.
-while read -r v; do unset "$v"; done < <(env | sed -n 's/^\(SESSIOND_[A-Z_]*\)=.*/\1/p')
 ST_ADMIN=$("$WORK/venv/bin/python" -c 'import secrets; print(secrets.token_urlsafe(32))')
 export ST_ADMIN
-"$BIN" serve --ephemeral --listen 127.0.0.1:0 --admin-token="$ST_ADMIN" \
-    --credential-limit-per-minute 0 --log-level warn \
-    >"$WORK/server.out" 2>"$WORK/server.err" &
-SERVER_PID=$!
-BASE=""
-for _ in $(seq 200); do # 20 s
-    BASE=$(sed -n 's|^sessiond listening on \(http://127\.0\.0\.1:[0-9]*\) .*|\1|p' "$WORK/server.out")
-    [ -n "$BASE" ] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-done
-if [ -z "$BASE" ]; then
-    echo "FAIL: the server did not say it was listening on 127.0.0.1 within 20 s"
-    cat "$WORK/server.out"
-    exit 1
-fi
+start_sessiond server --admin-token="$ST_ADMIN" --credential-limit-per-minute 0 --log-level warn
 echo "== sessiond at $BASE"
 
 eval "$("$WORK/venv/bin/python" "$HERE/provision.py" "$BASE" "$ST_ADMIN")"
