@@ -1,6 +1,7 @@
 //! Routing: the raw path is split on `/` before any decoding, an `/apps/{anchor}` prefix
-//! selects the application, and a plain `match` on the segments picks the endpoint. The
-//! body is read here, within the limits, so every handler sees a complete request.
+//! selects the application, and the first entry of `ROUTES` whose segments match picks the
+//! endpoint and its methods (CORS preflights are answered here too). The body is read here,
+//! within the limits, so every handler sees a complete request.
 
 use super::cors::Cors;
 use super::server::Limits;

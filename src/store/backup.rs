@@ -231,7 +231,8 @@ impl Store {
         for _ in 0..files {
             let name = String::from_utf8(read_bytes(&mut r, 2)?)
                 .map_err(|_| bad("a file name is not UTF-8"))?;
-            if name.contains(['/', '\\']) || name.starts_with('.') || name == "store" {
+            // Only the files a backup takes: never a path, never the store's own directory.
+            if name == "store" || !super::DATA_DIR_ENTRIES.contains(&name.as_str()) {
                 return Err(bad(format!("a file named {name:?}")));
             }
             let bytes = read_bytes(&mut r, 4)?;
