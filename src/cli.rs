@@ -227,7 +227,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("reading {}", args.from.display()))?
                 .len();
             let bar = sessiond_loadgen::dataset::progress(len, "restoring bytes");
-            let stats = Store::restore(&args.from, &args.data, &check_options(), &|n| {
+            let stats = Store::restore(&args.from, &args.data, &offline_options(), &|n| {
                 bar.set_position(n)
             });
             bar.finish_and_clear();
@@ -250,7 +250,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// How the offline commands (`check`, `backup`, `restore`) open a store.
-fn check_options() -> StoreOptions {
+fn offline_options() -> StoreOptions {
     StoreOptions {
         cache_bytes: 64 << 20,
         durability: Durability::Fsync,
@@ -287,7 +287,7 @@ async fn backup(args: &BackupArgs) -> anyhow::Result<()> {
                 "{} holds no sessiond store",
                 args.data.display()
             );
-            let store = Store::open(&args.data, &check_options()).map_err(|e| match e {
+            let store = Store::open(&args.data, &offline_options()).map_err(|e| match e {
                 crate::store::StoreError::Locked(..) => anyhow::anyhow!(
                     "{e}\nto back up a running server: sessiond backup --server URL --admin-token T --out FILE"
                 ),
@@ -321,7 +321,7 @@ fn check(args: &CheckArgs) -> i32 {
         eprintln!("error: {} holds no sessiond store", args.data.display());
         return 2;
     }
-    let store = match Store::open(&args.data, &check_options()) {
+    let store = match Store::open(&args.data, &offline_options()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: opening the store in {}: {e}", args.data.display());

@@ -6,6 +6,7 @@ pub mod admin_client;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod files;
 pub mod http;
 pub mod metrics;
 pub mod model;

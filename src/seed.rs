@@ -266,21 +266,7 @@ impl Seed {
 
 /// Writes what a seed created to `path`, owner-only (it holds secrets).
 pub fn write_output(path: &Path, created: &Value) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    let mut f = o
-        .open(path)
-        .with_context(|| format!("writing the seed output {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    f.write_all(serde_json::to_string_pretty(created)?.as_bytes())?;
-    f.write_all(b"\n")?;
-    f.sync_all()?;
-    Ok(())
+    let text = serde_json::to_string_pretty(created)? + "\n";
+    crate::files::write(path, text.as_bytes(), crate::files::PRIVATE, true)
+        .with_context(|| format!("writing the seed output {}", path.display()))
 }

@@ -8,6 +8,7 @@ mod common;
 use common::bin::*;
 use serde_json::{Value, json};
 use std::ffi::OsStr;
+use std::path::Path;
 use std::time::Duration;
 
 const TOKEN: &str = "cli-admin";
@@ -100,6 +101,28 @@ fn sessiond(args: &[&OsStr]) -> (i32, String, String) {
     )
 }
 
+/// `sessiond restore --from FILE --data DIR`.
+fn restore(file: &Path, dir: &Path) -> (i32, String, String) {
+    sessiond(&[
+        OsStr::new("restore"),
+        OsStr::new("--from"),
+        file.as_os_str(),
+        OsStr::new("--data"),
+        dir.as_os_str(),
+    ])
+}
+
+/// `sessiond backup --data DIR --out FILE`.
+fn backup(dir: &Path, file: &Path) -> (i32, String, String) {
+    sessiond(&[
+        OsStr::new("backup"),
+        OsStr::new("--data"),
+        dir.as_os_str(),
+        OsStr::new("--out"),
+        file.as_os_str(),
+    ])
+}
+
 #[test]
 fn a_backup_taken_while_serving_restores_exactly_what_was_acknowledged_before_it() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -168,24 +191,12 @@ fn a_backup_taken_while_serving_restores_exactly_what_was_acknowledged_before_it
     assert_eq!(status, 400, "{v}");
     drop(server);
 
-    let (code, out, err) = sessiond(&[
-        OsStr::new("restore"),
-        OsStr::new("--from"),
-        file.as_os_str(),
-        OsStr::new("--data"),
-        restored.as_os_str(),
-    ]);
+    let (code, out, err) = restore(&file, &restored);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("checks clean"), "{out}");
     assert!(err.is_empty(), "no progress bar in a pipe: {err:?}");
     // Restoring over a store is refused.
-    let (code, _, err) = sessiond(&[
-        OsStr::new("restore"),
-        OsStr::new("--from"),
-        file.as_os_str(),
-        OsStr::new("--data"),
-        restored.as_os_str(),
-    ]);
+    let (code, _, err) = restore(&file, &restored);
     assert_ne!(code, 0);
     assert!(err.contains("already holds a store"), "{err}");
 
@@ -234,25 +245,13 @@ fn a_stopped_store_backs_up_from_its_directory_and_a_damaged_backup_restores_not
             .to_owned();
         let s = api.session(&a);
         // While the server runs, a backup from the directory is refused with the way out.
-        let (code, _, err) = sessiond(&[
-            OsStr::new("backup"),
-            OsStr::new("--data"),
-            data.as_os_str(),
-            OsStr::new("--out"),
-            file.as_os_str(),
-        ]);
+        let (code, _, err) = backup(&data, &file);
         assert_ne!(code, 0);
         assert!(err.contains("--server"), "{err}");
         assert!(!file.exists());
         s
     };
-    let (code, out, err) = sessiond(&[
-        OsStr::new("backup"),
-        OsStr::new("--data"),
-        data.as_os_str(),
-        OsStr::new("--out"),
-        file.as_os_str(),
-    ]);
+    let (code, out, err) = backup(&data, &file);
     assert_eq!(code, 0, "{out}{err}");
     assert!(err.is_empty(), "no progress bar in a pipe: {err:?}");
     #[cfg(unix)]
@@ -276,13 +275,7 @@ fn a_stopped_store_backs_up_from_its_directory_and_a_damaged_backup_restores_not
         let bad = tmp.path().join("bad.sessiond");
         std::fs::write(&bad, &bytes).expect("write");
         let target = tmp.path().join("target");
-        let (code, _, err) = sessiond(&[
-            OsStr::new("restore"),
-            OsStr::new("--from"),
-            bad.as_os_str(),
-            OsStr::new("--data"),
-            target.as_os_str(),
-        ]);
+        let (code, _, err) = restore(&bad, &target);
         assert_ne!(code, 0, "{what}");
         assert!(
             err.contains("not a usable sessiond backup"),
@@ -295,13 +288,7 @@ fn a_stopped_store_backs_up_from_its_directory_and_a_damaged_backup_restores_not
     }
 
     let target = tmp.path().join("target");
-    let (code, out, err) = sessiond(&[
-        OsStr::new("restore"),
-        OsStr::new("--from"),
-        file.as_os_str(),
-        OsStr::new("--data"),
-        target.as_os_str(),
-    ]);
+    let (code, out, err) = restore(&file, &target);
     assert_eq!(code, 0, "{out}{err}");
     let (_server, base) = serve(&target, &[]);
     assert_eq!(Api::new(base).introspect(token(&live))["active"], true);

@@ -19,9 +19,10 @@
 //! `cargo test --test crash` runs a few stops; `SESSIOND_SLOW_TESTS=1` runs 80 (60 of them SIGKILLs). The seed is
 //! printed; `SESSIOND_CRASH_SEED=N` replays one.
 
+mod common;
+
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -78,32 +79,7 @@ impl Sessiond {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn sessiond");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        // Read (and keep draining) stdout on a thread, so a server that never prints its
-        // address fails the test after a deadline instead of hanging it.
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            for line in lines.by_ref().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(
-                        rest.split_whitespace()
-                            .next()
-                            .unwrap_or_default()
-                            .to_owned(),
-                    );
-                    break;
-                }
-            }
-            for _ in lines {}
-        });
-        let base = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(b) => b,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("sessiond did not start listening within 30 s");
-            }
-        };
+        let base = common::bin::listening_base(&mut child);
         Sessiond {
             child: Some(child),
             base,

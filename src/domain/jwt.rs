@@ -11,7 +11,6 @@ use rsa::pkcs1::DecodeRsaPublicKey;
 use rsa::pkcs8::DecodePublicKey;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::io::Write;
 use std::path::Path;
 
 /// The three segments of a compact JWT, decoded.
@@ -116,13 +115,7 @@ impl HubKey {
                 let pem = key
                     .to_pkcs8_pem(Default::default())
                     .map_err(|e| std::io::Error::other(e.to_string()))?;
-                let mut opts = std::fs::OpenOptions::new();
-                opts.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-                let mut f = opts.open(&path)?;
-                f.write_all(pem.as_bytes())?;
-                f.sync_all()?;
+                crate::files::write(&path, pem.as_bytes(), crate::files::PRIVATE, false)?;
                 key
             }
             Err(e) => return Err(e),

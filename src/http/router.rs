@@ -42,6 +42,11 @@ impl Shape {
         }
     }
 
+    /// The five public documents, which browser SDKs may call (CORS).
+    fn is_public(self) -> bool {
+        !matches!(self, Shape::Admin | Shape::Other)
+    }
+
     /// An error in this shape's own format, for failures found before a handler runs.
     pub fn error(self, status: StatusCode, message: &str) -> Resp {
         match self {
@@ -190,13 +195,6 @@ pub struct Router {
     limits: Limits,
     throttle: Throttle,
     cors: Cors,
-}
-
-impl Shape {
-    /// The five public documents, which browser SDKs may call (CORS).
-    fn is_public(self) -> bool {
-        !matches!(self, Shape::Admin | Shape::Other)
-    }
 }
 
 impl Router {

@@ -72,27 +72,19 @@ pub fn self_signed(dir: &Path) -> anyhow::Result<Tls> {
             "::1".to_owned(),
         ])
         .context("generating a self-signed certificate")?;
-        write_file(&key, made.key_pair.serialize_pem().as_bytes(), 0o600)?;
-        write_file(&cert, made.cert.pem().as_bytes(), 0o644)?;
+        let written = |path: &Path, bytes: &[u8], mode| {
+            crate::files::write(path, bytes, mode, true)
+                .with_context(|| format!("writing {}", path.display()))
+        };
+        written(
+            &key,
+            made.key_pair.serialize_pem().as_bytes(),
+            crate::files::PRIVATE,
+        )?;
+        written(&cert, made.cert.pem().as_bytes(), 0o644)?;
         tracing::info!(cert = %cert.display(), "generated a self-signed TLS certificate");
     }
     from_files(&cert, &key)
-}
-
-fn write_file(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, mode);
-    #[cfg(not(unix))]
-    let _ = mode;
-    let mut f = o
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    Ok(())
 }
 
 fn fingerprint(cert: &CertificateDer<'_>) -> String {

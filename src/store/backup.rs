@@ -136,11 +136,7 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         }
-        let mut o = std::fs::OpenOptions::new();
-        o.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-        let file = o.open(out)?;
+        let file = crate::files::create(out, crate::files::PRIVATE, false)?;
         let written = self.snapshot(&file, &files, progress).and_then(|stats| {
             file.sync_all()?;
             if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -236,7 +232,7 @@ impl Store {
                 return Err(bad(format!("a file named {name:?}")));
             }
             let bytes = read_bytes(&mut r, 4)?;
-            write_private(&dir.join(&name), &bytes)?;
+            crate::files::write(&dir.join(&name), &bytes, crate::files::PRIVATE, false)?;
             stats.files += 1;
         }
         while read_n::<1>(&mut r)? == [1] {
@@ -331,16 +327,4 @@ impl Write for HashSink<'_> {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-/// Creates `path` readable by its owner only, with `bytes`, durably.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    let mut f = o.open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    Ok(())
 }

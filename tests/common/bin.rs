@@ -35,8 +35,15 @@ pub fn serve(dir: &std::path::Path, extra: &[&str]) -> (Running, String) {
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let stdout = child.stdout.take().expect("stdout");
-    let running = Running(child);
+    let base = listening_base(&mut child);
+    (Running(child), base)
+}
+
+/// The URL of a starting `sessiond serve`'s `listening on URL` line. Its stdout is read,
+/// and kept drained, on a thread, so a server that never says where it listens fails the
+/// test (killed) after 30 s instead of hanging it.
+pub fn listening_base(child: &mut Child) -> String {
+    let stdout = child.stdout.take().expect("stdout is piped");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut lines = BufReader::new(stdout).lines();
@@ -53,10 +60,13 @@ pub fn serve(dir: &std::path::Path, extra: &[&str]) -> (Running, String) {
         }
         for _ in lines {}
     });
-    let base = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("sessiond did not start listening within 30 s");
-    (running, base)
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(base) => base,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("sessiond did not start listening within 30 s");
+        }
+    }
 }
 
 /// Runs `sessiond` with `args` to completion, or fails the test after 30 s.
