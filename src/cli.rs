@@ -5,7 +5,7 @@
 use crate::config::LogFormat;
 use crate::domain::{self, Config, NewAccount, NewApp, NewSession, Sessiond, SystemClock};
 use crate::http::{self as web, Limits, Options};
-use crate::model::{DeviceInfo, SessionKind};
+use crate::model::{DeviceInfo, Millis, SessionKind};
 use crate::store::{Durability, Store, StoreOptions};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -195,6 +195,28 @@ pub struct ServeArgs {
         default_value_t = 1200
     )]
     pub credential_limit_per_minute: u32,
+    /// How long a revoked or expired session, and a token past its expiry, keep answering
+    /// "revoked" or "expired" before the background sweeper removes them (after that:
+    /// unknown). `90s`, `24h`, `7d`...; `0s` removes them at the next sweep.
+    #[arg(long, env = "SESSIOND_TOMBSTONE_RETENTION", default_value = "24h")]
+    pub tombstone_retention: crate::config::Duration,
+    /// Time between two sweeps (the end of one and the start of the next).
+    #[arg(long, env = "SESSIOND_SWEEP_INTERVAL", default_value = "1m",
+          value_parser = positive_duration)]
+    pub sweep_interval: crate::config::Duration,
+    /// Records one sweep pass reads before it pauses for the request path.
+    #[arg(long, env = "SESSIOND_SWEEP_BATCH", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub sweep_batch: u32,
+}
+
+/// A duration above zero (a sweep interval of zero would never pause).
+fn positive_duration(s: &str) -> Result<crate::config::Duration, String> {
+    let d: crate::config::Duration = s.parse()?;
+    if d.0.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(d)
 }
 
 impl Cli {
@@ -403,6 +425,10 @@ async fn serve_with(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     let config = Config {
         default_app: args.default_app.clone(),
         default_rate_limit_per_minute: args.rate_limit_per_minute,
+        tombstone_retention_ms: Millis::try_from(args.tombstone_retention.0.as_millis())
+            .unwrap_or(Millis::MAX),
+        sweep_interval: args.sweep_interval.0,
+        sweep_batch: args.sweep_batch as usize,
         ..Config::default()
     };
     let state = Sessiond::new(store, config, Arc::new(SystemClock))?;

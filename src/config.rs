@@ -193,3 +193,65 @@ pub fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
     };
     installed.map_err(|e| anyhow::anyhow!("installing the logger: {e}"))
 }
+
+/// A duration setting: `90s`, `15m`, `24h`, `7d`, `1h 30m` or ISO 8601 (`PT24H`); a day is
+/// 24 hours. Shown back (`--print-config`) in the same friendly form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duration(pub std::time::Duration);
+
+impl std::str::FromStr for Duration {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Duration, String> {
+        let span: jiff::Span = s.trim().parse().map_err(|e| {
+            format!("`{s}` is not a duration such as 90s, 15m, 24h or 7d ({e})")
+        })?;
+        let signed = span
+            .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+            .map_err(|e| format!("`{s}`: {e} (use days, hours, minutes or seconds)"))?;
+        std::time::Duration::try_from(signed)
+            .map(Duration)
+            .map_err(|_| format!("`{s}` is negative"))
+    }
+}
+
+impl std::fmt::Display for Duration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match jiff::SignedDuration::try_from(self.0) {
+            Ok(d) if self.0.is_zero() => write!(f, "{}s", d.as_secs()),
+            Ok(d) => write!(f, "{d:#}"),
+            Err(_) => write!(f, "{}s", self.0.as_secs()),
+        }
+    }
+}
+
+impl serde::Serialize for Duration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Duration;
+
+    #[test]
+    fn durations_read_as_people_write_them_and_print_back_the_same() {
+        let read = |s: &str| s.parse::<Duration>().map(|d| d.0.as_millis());
+        assert_eq!(read("90s"), Ok(90_000));
+        assert_eq!(read("24h"), Ok(86_400_000));
+        assert_eq!(read("7d"), Ok(7 * 86_400_000));
+        assert_eq!(read("1h 30m"), Ok(5_400_000));
+        assert_eq!(read("PT2H"), Ok(7_200_000));
+        assert_eq!(read("250ms"), Ok(250));
+        assert_eq!(read("0s"), Ok(0));
+        for bad in ["", "soon", "-5m", "1 month", "3"] {
+            assert!(read(bad).is_err(), "{bad} was accepted");
+        }
+        for s in ["90s", "24h", "7d", "250ms", "0s", "1h 30m"] {
+            let d: Duration = s.parse().unwrap();
+            let back: Duration = d.to_string().parse().unwrap();
+            assert_eq!(back, d, "{s} printed as {d}");
+        }
+    }
+}

@@ -46,6 +46,20 @@ struct ShapeLabels {
     shape: ShapeLabel,
 }
 
+/// What the expiry sweeper removes, as a label.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum SweptLabel {
+    sessions,
+    tokens,
+    jtis,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SweptLabels {
+    what: SweptLabel,
+}
+
 /// Latency buckets from 50 µs to about 3.3 s, doubling.
 fn latency_buckets() -> Histogram {
     Histogram::new(exponential_buckets(50e-6, 2.0, 17))
@@ -74,6 +88,9 @@ pub struct Metrics {
     refresh_tokens_revoked: Family<ShapeLabels, Counter>,
     stored: StoredGauges,
     last_stats: Mutex<Option<Instant>>,
+    swept: Family<SweptLabels, Counter>,
+    sweep_passes: Histogram,
+    sweep_cycles: Counter,
 }
 
 struct StoredGauges {
@@ -167,8 +184,30 @@ impl Metrics {
             Unit::Bytes,
             stored.disk_bytes.clone(),
         );
+        let swept = Family::<SweptLabels, Counter>::default();
+        registry.register(
+            "swept",
+            "Records the expiry sweeper removed: sessions dead (revoked or expired) for longer than the tombstone retention, token records past their expiry or of such sessions, expired client-JWT ids",
+            swept.clone(),
+        );
+        let sweep_passes = latency_buckets();
+        registry.register_with_unit(
+            "sweep_pass_duration",
+            "One pass of the expiry sweeper (at most --sweep-batch records read)",
+            Unit::Seconds,
+            sweep_passes.clone(),
+        );
+        let sweep_cycles = Counter::default();
+        registry.register(
+            "sweep_cycles",
+            "Complete cycles of the expiry sweeper over tokens, sessions and client-JWT ids",
+            sweep_cycles.clone(),
+        );
         Metrics {
             registry,
+            swept,
+            sweep_passes,
+            sweep_cycles,
             requests,
             latency,
             rate_limited,
@@ -207,6 +246,19 @@ impl Metrics {
         self.refresh_tokens_revoked
             .get_or_create(&l)
             .inc_by(refresh_tokens);
+    }
+
+    /// Records the sweeper removed.
+    pub fn swept(&self, what: SweptLabel, n: u64) {
+        self.swept.get_or_create(&SweptLabels { what }).inc_by(n);
+    }
+
+    /// One sweep pass, and whether it ended a cycle.
+    pub fn sweep_pass(&self, elapsed: Duration, cycle_done: bool) {
+        self.sweep_passes.observe(elapsed.as_secs_f64());
+        if cycle_done {
+            self.sweep_cycles.inc();
+        }
     }
 
     /// Whether the stored-records gauges are older than [`STORE_STATS_MAX_AGE`] (or were

@@ -97,6 +97,8 @@ enum Op {
     },
     Advance(usize),
     Reopen,
+    /// A whole cycle of the expiry sweeper, now.
+    Sweep,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -121,6 +123,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => ix().prop_map(|account| Op::AddDevice { account }),
         2 => (0..ADVANCES.len()).prop_map(Op::Advance),
         1 => Just(Op::Reopen),
+        1 => Just(Op::Sweep),
     ]
 }
 
@@ -132,6 +135,27 @@ struct MApp {
     /// Rocket.Chat login expiration.
     login_days: u32,
 }
+
+/// The scope of a watermark: one application's, the identity provider's, or every
+/// application's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum MScope {
+    App(usize),
+    NoApp,
+    AllApps,
+}
+
+/// How long the service under test keeps dead sessions and expired tokens. One of the
+/// clock's steps (`ADVANCES`) lands exactly on it.
+const RETENTION: Millis = 2 * HOUR;
+
+const ALL_KINDS: [TokenKind; 5] = [
+    TokenKind::Access,
+    TokenKind::Refresh,
+    TokenKind::Login,
+    TokenKind::Pat,
+    TokenKind::HubJwt,
+];
 
 #[derive(Debug, Clone)]
 struct MSession {
@@ -147,6 +171,14 @@ struct MSession {
     consumed: Vec<String>,
     login: Option<String>,
     pat: Option<String>,
+    /// When its own tombstone was written.
+    tombstoned: Option<Millis>,
+    /// The watermark scopes that cover it (of its kind).
+    covered: Vec<MScope>,
+    /// Removed by the sweeper.
+    swept: bool,
+    /// Replaced access tokens the sweeper removed (past their expiry for the retention).
+    swept_tokens: Vec<String>,
 }
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -174,6 +206,8 @@ struct Model {
     accounts: Vec<AccountId>,
     devices: Vec<usize>,
     sessions: Vec<MSession>,
+    /// When each (account, scope, kind)'s watermark was last written.
+    markers: std::collections::HashMap<(usize, MScope, SessionKind), Millis>,
     now: Millis,
 }
 
@@ -188,6 +222,14 @@ impl Model {
         except: Option<SessionId>,
     ) -> (usize, usize) {
         let now = self.now;
+        let scope = match app {
+            Some(Some(p)) => MScope::App(p),
+            Some(None) => MScope::NoApp,
+            None => MScope::AllApps,
+        };
+        for kind in kinds {
+            self.markers.insert((account, scope, *kind), now);
+        }
         let (mut n, mut refresh) = (0, 0);
         for s in &mut self.sessions {
             let in_scope = match app {
@@ -201,9 +243,53 @@ impl Model {
                 }
                 // A watermark covers expired sessions too: they read as revoked from now on.
                 s.revoked = true;
+                if !s.covered.contains(&scope) {
+                    s.covered.push(scope);
+                }
             }
         }
         (n, refresh)
+    }
+
+    /// When a session died: its tombstone, the watermarks covering it as they are now
+    /// (a later revoke-all of the same scope and kind rewrites the time), its expiry.
+    fn dead_since(&self, s: &MSession) -> Option<Millis> {
+        let marks = s
+            .covered
+            .iter()
+            .filter_map(|sc| self.markers.get(&(s.account, *sc, s.kind)).copied());
+        let expiry = (s.expires <= self.now).then_some(s.expires);
+        s.tombstoned.into_iter().chain(marks).chain(expiry).min()
+    }
+
+    /// A sweep at `now`: what had been dead for the retention goes. Returns the sessions
+    /// removed.
+    fn sweep(&mut self) -> u64 {
+        let now = self.now;
+        let mut n = 0;
+        for i in 0..self.sessions.len() {
+            if self.sessions[i].swept {
+                continue;
+            }
+            if self
+                .dead_since(&self.sessions[i])
+                .is_some_and(|t| t + RETENTION <= now)
+            {
+                self.sessions[i].swept = true;
+                n += 1;
+                continue;
+            }
+            // Replaced access tokens (all but the newest) past their expiry for long enough.
+            let s = &mut self.sessions[i];
+            let current = s.access.pop();
+            let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut s.access)
+                .into_iter()
+                .partition(|(_, exp)| exp + RETENTION <= now);
+            s.access = kept;
+            s.access.extend(current);
+            s.swept_tokens.extend(gone.into_iter().map(|(t, _)| t));
+        }
+        n
     }
 }
 
@@ -235,7 +321,13 @@ fn open(dir: &std::path::Path, clock: Arc<ManualClock>) -> Sessiond {
             other => break other.expect("open store"),
         }
     };
-    Sessiond::new(store, Config::default(), clock).expect("service")
+    let config = Config {
+        tombstone_retention_ms: RETENTION,
+        // Small passes, so that a cycle resumes from its cursors many times.
+        sweep_batch: 3,
+        ..Config::default()
+    };
+    Sessiond::new(store, config, clock).expect("service")
 }
 
 impl Sut {
@@ -261,6 +353,7 @@ impl Sut {
 /// Counts, for the closing report of a run.
 static STEPS: AtomicU64 = AtomicU64::new(0);
 static CHECKS: AtomicU64 = AtomicU64::new(0);
+static SWEPT: AtomicU64 = AtomicU64::new(0);
 
 macro_rules! check {
     ($cond:expr, $($fmt:tt)+) => {
@@ -406,6 +499,10 @@ fn step(sut: &mut Sut, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
                 consumed: Vec::new(),
                 login: issued.login_token,
                 pat: issued.personal_access_token,
+                tombstoned: None,
+                covered: Vec::new(),
+                swept: false,
+                swept_tokens: Vec::new(),
             });
         }
         Op::Refresh { session, with } => {
@@ -440,9 +537,13 @@ fn step(sut: &mut Sut, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
             let state = s.state(m.now);
             match (got, with, state) {
                 (Refreshed::NotFound, RefreshWith::OtherApp, _) => {}
+                (Refreshed::NotFound, _, _) if s.swept => {}
                 (Refreshed::Revoked(_), _, MState::Revoked) => {}
                 (Refreshed::Expired, _, MState::Expired) => {}
-                (Refreshed::Reused, _, MState::Active) if reuse => m.sessions[i].revoked = true,
+                (Refreshed::Reused, _, MState::Active) if reuse => {
+                    m.sessions[i].revoked = true;
+                    m.sessions[i].tombstoned = Some(m.now);
+                }
                 (Refreshed::Rotated(r), RefreshWith::Current, MState::Active) => {
                     let s = &mut m.sessions[i];
                     s.consumed.push(token);
@@ -595,15 +696,20 @@ fn step(sut: &mut Sut, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
                 return Ok(());
             };
             let alive = m.sessions[i].state(m.now) == MState::Active;
-            let killed = sut
-                .rt
-                .block_on(sut.s().revoke_session(
-                    &m.sessions[i].id,
-                    "model.revoke_one",
-                    "test",
-                    Credential::Admin,
-                ))
-                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let got = sut.rt.block_on(sut.s().revoke_session(
+                &m.sessions[i].id,
+                "model.revoke_one",
+                "test",
+                Credential::Admin,
+            ));
+            if m.sessions[i].swept {
+                check!(
+                    matches!(got, Err(sessiond::domain::Error::NotFound("session"))),
+                    "revoking a swept session: {got:?}"
+                );
+                return Ok(());
+            }
+            let killed = got.map_err(|e| TestCaseError::fail(e.to_string()))?;
             check!(
                 killed == alive,
                 "revoke_session said {killed}, model alive = {alive}"
@@ -611,6 +717,7 @@ fn step(sut: &mut Sut, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
             let had_refresh = m.sessions[i].refresh.is_some();
             if alive {
                 m.sessions[i].revoked = true;
+                m.sessions[i].tombstoned = Some(m.now);
             }
             let account = m.accounts[m.sessions[i].account];
             audit_counted(
@@ -634,6 +741,19 @@ fn step(sut: &mut Sut, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
             sut.clock.0.store(m.now, Ordering::SeqCst);
         }
         Op::Reopen => sut.reopen(),
+        Op::Sweep => {
+            let got = sut
+                .s()
+                .sweep_now()
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let want = m.sweep();
+            SWEPT.fetch_add(want, Ordering::Relaxed);
+            check!(
+                got.swept.sessions == want,
+                "swept {} sessions, model {want}",
+                got.swept.sessions
+            );
+        }
     }
     Ok(())
 }
@@ -644,6 +764,37 @@ fn verify(sut: &Sut, m: &Model) -> Result<(), TestCaseError> {
     let now = m.now;
     let err = |e: sessiond::domain::Error| TestCaseError::fail(e.to_string());
     for ms in &m.sessions {
+        if ms.swept {
+            check!(
+                s.session(&ms.id).map_err(err)?.is_none(),
+                "session {} was swept, yet is there",
+                ms.id
+            );
+            let tokens = ms.access.iter().map(|(t, _)| t);
+            let tokens = tokens
+                .chain(&ms.refresh)
+                .chain(&ms.consumed)
+                .chain(&ms.login)
+                .chain(&ms.pat)
+                .chain(&ms.swept_tokens);
+            for token in tokens {
+                let got = s.check_token(token, None, &ALL_KINDS).map_err(err)?;
+                check!(
+                    matches!(got, TokenCheck::Unknown),
+                    "a token of swept session {}: {got:?}",
+                    ms.id
+                );
+            }
+            continue;
+        }
+        for token in &ms.swept_tokens {
+            let got = s.check_token(token, None, &ALL_KINDS).map_err(err)?;
+            check!(
+                matches!(got, TokenCheck::Unknown),
+                "a swept access token of session {}: {got:?}",
+                ms.id
+            );
+        }
         let want = ms.state(now);
         let (_, got) = s
             .session(&ms.id)
@@ -734,7 +885,7 @@ fn verify(sut: &Sut, m: &Model) -> Result<(), TestCaseError> {
             let want: Vec<SessionId> = m
                 .sessions
                 .iter()
-                .filter(|s| s.account == a && s.app == p)
+                .filter(|s| s.account == a && s.app == p && !s.swept)
                 .map(|s| s.id)
                 .collect();
             check!(
@@ -773,9 +924,10 @@ fn the_service_agrees_with_the_model() {
     let strategy = proptest::collection::vec(op(), 1..max_len);
     let result = runner.run(&strategy, |ops| run(&ops));
     eprintln!(
-        "model: {cases} cases, {} steps, {} token checks",
+        "model: {cases} cases, {} steps, {} token checks, {} sessions swept",
         STEPS.load(Ordering::Relaxed),
-        CHECKS.load(Ordering::Relaxed)
+        CHECKS.load(Ordering::Relaxed),
+        SWEPT.load(Ordering::Relaxed)
     );
     if let Err(e) = result {
         panic!("{e}");

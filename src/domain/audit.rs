@@ -174,9 +174,10 @@ impl Sessiond {
         }
     }
 
-    /// Starts the background count (once; `serve` calls it). Its first job counts the
-    /// entries a previous run left pending; then it counts each revoke-all handed to it, in
-    /// order. It holds the service weakly: it ends when the last handle goes.
+    /// Starts the background work (once; `serve` calls it): the audit count and the expiry
+    /// sweeper. The count's first job counts the entries a previous run left pending; then
+    /// it counts each revoke-all handed to it, in order. It holds the service weakly: it
+    /// ends when the last handle goes.
     pub fn start_background(&self) -> Result<()> {
         let q = &self.inner.audit;
         let (tx, mut rx) = mpsc::unbounded_channel::<(AccountId, u64)>();
@@ -184,6 +185,8 @@ impl Sessiond {
             return Ok(());
         }
         q.outstanding.fetch_add(1, Ordering::SeqCst);
+        // The expiry sweeper (`sweep.rs`) waits for this first count before its first pass.
+        self.start_sweeper();
         let weak: Weak<super::Inner> = std::sync::Arc::downgrade(&self.inner);
         tokio::spawn(async move {
             if let Some(inner) = weak.upgrade() {

@@ -17,12 +17,14 @@ pub mod jwt;
 mod ratelimit;
 mod revoke;
 pub mod secrets;
+mod sweep;
 
 pub use admin::*;
 pub use audit::shape_of;
 pub use clientjwt::{ClientAuth, ClientAuthError, Generation};
 pub use ratelimit::RateDecision;
 pub use revoke::*;
+pub use sweep::{Sweep, Swept};
 
 use crate::model::*;
 use crate::store::{NewSubject, Store, StoreError};
@@ -72,6 +74,13 @@ pub struct Config {
     pub default_rate_limit_per_minute: u32,
     /// The `iss` of hub JWTs.
     pub issuer: String,
+    /// How long a dead session (revoked or expired) and a token past its expiry are kept,
+    /// answering "revoked" or "expired", before the sweeper removes them (`sweep.rs`).
+    pub tombstone_retention_ms: Millis,
+    /// Time between the end of one sweep and the start of the next.
+    pub sweep_interval: std::time::Duration,
+    /// Records one sweep pass examines (the work done between two pauses).
+    pub sweep_batch: usize,
 }
 
 impl Default for Config {
@@ -83,6 +92,9 @@ impl Default for Config {
             default_app: None,
             default_rate_limit_per_minute: 1200,
             issuer: "sessiond".into(),
+            tombstone_retention_ms: 86_400_000,
+            sweep_interval: std::time::Duration::from_secs(60),
+            sweep_batch: 1000,
         }
     }
 }
@@ -370,29 +382,41 @@ impl Sessiond {
         if let Some(r) = &s.revoked {
             return Ok(SessionState::Revoked(r.clone()));
         }
-        let store = &self.inner.store;
-        let scopes = match s.app {
-            None => vec![Scope::NoApp],
-            Some(app) => vec![Scope::App(app), Scope::AllApps],
-        };
-        let mut found: Option<Revocation> = None;
-        for scope in scopes {
-            if let Some(m) = store.marker(&s.account, scope, s.kind)?
-                && s.seq <= m.upto
-                && m.except != Some(s.id)
-                // Report the earliest revocation that covers the session.
-                && found.as_ref().is_none_or(|f| m.revocation.at < f.at)
-            {
-                found = Some(m.revocation);
-            }
-        }
-        if let Some(r) = found {
-            return Ok(SessionState::Revoked(r));
+        // Report the earliest revocation that covers the session.
+        let earliest = self
+            .covering_watermarks(s)?
+            .into_iter()
+            .flatten()
+            .min_by_key(|m| m.revocation.at);
+        if let Some(m) = earliest {
+            return Ok(SessionState::Revoked(m.revocation));
         }
         if self.now() >= s.expires {
             return Ok(SessionState::Expired);
         }
         Ok(SessionState::Active)
+    }
+
+    /// The watermarks that kill `s`: of the two scopes that can reach it (its application's
+    /// and every application's, or the identity provider's), of its kind, at or above its
+    /// `seq`, not excepting it.
+    fn covering_watermarks(&self, s: &Session) -> Result<[Option<Marker>; 2]> {
+        let store = &self.inner.store;
+        let scopes = match s.app {
+            None => [Some(Scope::NoApp), None],
+            Some(app) => [Some(Scope::App(app)), Some(Scope::AllApps)],
+        };
+        let mut out = [None, None];
+        for (slot, scope) in out.iter_mut().zip(scopes) {
+            if let Some(scope) = scope
+                && let Some(m) = store.marker(&s.account, scope, s.kind)?
+                && s.seq <= m.upto
+                && m.except != Some(s.id)
+            {
+                *slot = Some(m);
+            }
+        }
+        Ok(out)
     }
 
     pub fn session(&self, id: &SessionId) -> Result<Option<(Session, SessionState)>> {

@@ -24,6 +24,7 @@ mod backup;
 mod check;
 pub mod codec;
 mod commit;
+mod sweep;
 pub mod keys;
 
 use crate::model::*;
@@ -36,6 +37,7 @@ use std::path::{Path, PathBuf};
 pub use backup::BackupStats;
 pub use check::{Problem, Report as CheckReport};
 pub use commit::Durability;
+pub use sweep::{Cursor, Page, ReadToken};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

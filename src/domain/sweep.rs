@@ -1,0 +1,266 @@
+//! The expiry sweeper: removes what can no longer matter, in the background, a bounded
+//! batch of records at a time.
+//!
+//! What goes, once it has been dead for the tombstone retention (`Config`,
+//! `--tombstone-retention`, a day by default):
+//! - a session revoked (its own tombstone, or a watermark covering it) or expired, with its
+//!   index entries — until then it answers "revoked" or "expired", after it "unknown";
+//! - a token record of the `tokens` tree (a token a rotation replaced) whose own expiry
+//!   passed, or whose session goes;
+//! - a client JWT's `jti`, as soon as the JWT expired (a replay is refused for its `exp`).
+//!
+//! A sweep is a cycle of passes over three trees in turn — `tokens`, `sessions`, `jtis` —
+//! each pass reading at most `Config::sweep_batch` records from a cursor; between passes
+//! the sweeper yields to the request path. Every judgement in a cycle is made against the
+//! time the cycle started (`t0`), so the cycle removes no session whose token records the
+//! pass over `tokens` kept: a session dead long enough at `t0` cannot rotate, and being
+//! dead long enough only becomes truer. No token record ever points at a missing session,
+//! and `Store::check` stays clean between any two passes.
+//!
+//! Two rules keep every other answer exact:
+//! - a session is removed under its account's lock, re-read and judged again there, so no
+//!   revocation or rotation of it can interleave;
+//! - a session whose revoke-all is not counted in the audit log yet is kept, whatever its
+//!   age: the count (`audit.rs`) reads the sessions it covers. The background sweeper also
+//!   waits for the count to be idle before each pass.
+
+use super::{Result, Sessiond};
+use crate::metrics::SweptLabel;
+use crate::model::*;
+use crate::store::Cursor;
+use std::time::{Duration, Instant};
+
+/// The pause between two passes of one cycle: the request path gets the store meanwhile.
+const PASS_PAUSE: Duration = Duration::from_millis(10);
+/// Sessions removed per transaction (and account locks held at once).
+const REMOVE_CHUNK: usize = 128;
+
+/// What a sweep removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Swept {
+    pub sessions: u64,
+    pub tokens: u64,
+    pub jtis: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Tokens,
+    Sessions,
+    Jtis,
+    Done,
+}
+
+/// One cycle's progress: the tree being passed over, and where.
+#[derive(Debug)]
+pub struct Sweep {
+    t0: Millis,
+    phase: Phase,
+    cursor: Cursor,
+    /// What the cycle removed so far.
+    pub swept: Swept,
+    /// Passes run so far.
+    pub passes: u64,
+}
+
+impl Sweep {
+    pub fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+}
+
+impl Sessiond {
+    /// When `s` died: the earliest of its tombstone, the watermarks covering it and its
+    /// expiry; `None` while it is alive.
+    pub fn dead_since(&self, s: &Session) -> Result<Option<Millis>> {
+        let mut since = s.revoked.as_ref().map(|r| r.at);
+        for m in self.covering_watermarks(s)?.into_iter().flatten() {
+            since = Some(since.map_or(m.revocation.at, |t| t.min(m.revocation.at)));
+        }
+        if s.expires <= self.now() {
+            since = Some(since.map_or(s.expires, |t| t.min(s.expires)));
+        }
+        Ok(since)
+    }
+
+    /// Whether `s` had been dead for the retention at `t0`.
+    fn due(&self, s: &Session, t0: Millis) -> Result<bool> {
+        let retention = self.config().tombstone_retention_ms;
+        Ok(self
+            .dead_since(s)?
+            .is_some_and(|at| at.saturating_add(retention) <= t0))
+    }
+
+    /// Whether a revoke-all covering `s` still waits for its audit count (a watermark's
+    /// `upto` is its audit entry's seq).
+    fn count_pending(&self, s: &Session) -> Result<bool> {
+        for m in self.covering_watermarks(s)?.into_iter().flatten() {
+            if self
+                .store()
+                .audit_entry(&s.account, m.upto)?
+                .is_some_and(|e| e.pending.is_some())
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// A new cycle, judged against now.
+    pub fn sweep_start(&self) -> Sweep {
+        Sweep {
+            t0: self.now(),
+            phase: Phase::Tokens,
+            cursor: None,
+            swept: Swept::default(),
+            passes: 0,
+        }
+    }
+
+    /// One bounded pass of a cycle: reads at most `sweep_batch` records of the tree the
+    /// cycle is at, removes what is due, and moves on. Blocking (store reads and writes).
+    pub fn sweep_pass(&self, sweep: &mut Sweep) -> Result<()> {
+        let started = Instant::now();
+        let batch = self.config().sweep_batch.max(1);
+        let store = self.store();
+        let t0 = sweep.t0;
+        let next = match sweep.phase {
+            Phase::Tokens => {
+                let page = store.tokens_page(&sweep.cursor, batch)?;
+                let retention = self.config().tombstone_retention_ms;
+                let mut dead = Vec::new();
+                for t in &page.items {
+                    let expired = t.record.expires.saturating_add(retention) <= t0;
+                    let session_goes = match store.session(&t.record.session)? {
+                        Some(s) => self.due(&s, t0)?,
+                        // Only a damaged store has one; `sessiond check` names it.
+                        None => false,
+                    };
+                    if expired || session_goes {
+                        dead.push(t);
+                    }
+                }
+                let n = store.remove_tokens(&dead)?;
+                sweep.swept.tokens += n;
+                self.metrics().swept(SweptLabel::tokens, n);
+                page.next
+            }
+            Phase::Sessions => {
+                let page = store.sessions_page(&sweep.cursor, batch)?;
+                let mut due = Vec::new();
+                for s in page.items {
+                    if self.due(&s, t0)? {
+                        due.push(s);
+                    }
+                }
+                for chunk in due.chunks(REMOVE_CHUNK) {
+                    let n = self.remove_due(chunk, t0)?;
+                    sweep.swept.sessions += n;
+                    self.metrics().swept(SweptLabel::sessions, n);
+                }
+                page.next
+            }
+            Phase::Jtis => {
+                let (n, next) = store.sweep_jtis(&sweep.cursor, batch, t0)?;
+                sweep.swept.jtis += n;
+                self.metrics().swept(SweptLabel::jtis, n);
+                next
+            }
+            Phase::Done => return Ok(()),
+        };
+        sweep.passes += 1;
+        match next {
+            Some(k) => sweep.cursor = Some(k),
+            None => {
+                sweep.cursor = None;
+                sweep.phase = match sweep.phase {
+                    Phase::Tokens => Phase::Sessions,
+                    Phase::Sessions => Phase::Jtis,
+                    Phase::Jtis | Phase::Done => Phase::Done,
+                };
+            }
+        }
+        self.metrics()
+            .sweep_pass(started.elapsed(), sweep.is_done());
+        Ok(())
+    }
+
+    /// Removes the sessions of `candidates` still due under their accounts' locks.
+    fn remove_due(&self, candidates: &[Session], t0: Millis) -> Result<u64> {
+        let store = self.store();
+        let _g = self.lock_all(candidates.iter().map(|s| &s.account));
+        let mut confirmed = Vec::with_capacity(candidates.len());
+        for c in candidates {
+            if let Some(s) = store.session(&c.id)?
+                && self.due(&s, t0)?
+                && !self.count_pending(&s)?
+            {
+                confirmed.push(s);
+            }
+        }
+        Ok(store.remove_sessions(&confirmed)?)
+    }
+
+    /// A whole cycle now, on this thread (`POST /admin/v1/sweep`, tests).
+    pub fn sweep_now(&self) -> Result<Sweep> {
+        let mut sweep = self.sweep_start();
+        while !sweep.is_done() {
+            self.sweep_pass(&mut sweep)?;
+        }
+        Ok(sweep)
+    }
+
+    /// Starts the background sweeper (`start_background` calls it): a cycle every
+    /// `sweep_interval`, each pass run once the audit count is idle, a short pause between
+    /// passes. It holds the service weakly between passes and ends when the last handle
+    /// goes.
+    pub(super) fn start_sweeper(&self) {
+        let weak = std::sync::Arc::downgrade(&self.inner);
+        let interval = self.config().sweep_interval;
+        tokio::spawn(async move {
+            'cycles: loop {
+                tokio::time::sleep(interval).await;
+                let mut sweep = match weak.upgrade() {
+                    Some(inner) => Sessiond { inner }.sweep_start(),
+                    None => return,
+                };
+                let began = Instant::now();
+                while !sweep.is_done() {
+                    let Some(inner) = weak.upgrade() else { return };
+                    let this = Sessiond { inner };
+                    this.audit_idle().await;
+                    let worker = this.clone();
+                    let ran = tokio::task::spawn_blocking(move || {
+                        let r = worker.sweep_pass(&mut sweep);
+                        (sweep, r)
+                    })
+                    .await;
+                    drop(this);
+                    sweep = match ran {
+                        Ok((s, Ok(()))) => s,
+                        Ok((_, Err(e))) => {
+                            tracing::error!(error = %e, "sweep: a pass failed; the next cycle starts over");
+                            continue 'cycles;
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "sweep: the pass task failed; the next cycle starts over");
+                            continue 'cycles;
+                        }
+                    };
+                    tokio::time::sleep(PASS_PAUSE).await;
+                }
+                let s = sweep.swept;
+                if s != Swept::default() {
+                    tracing::info!(
+                        sessions = s.sessions,
+                        tokens = s.tokens,
+                        jtis = s.jtis,
+                        passes = sweep.passes,
+                        ms = began.elapsed().as_millis() as u64,
+                        "sweep: removed what had been dead for the retention"
+                    );
+                }
+            }
+        });
+    }
+}
