@@ -72,6 +72,8 @@ pub enum AdminCommand {
         #[arg(long)]
         before: Option<String>,
     },
+    /// Run the expiry sweeper now: remove what has been dead for the tombstone retention.
+    Sweep,
 }
 
 #[derive(Subcommand, Debug)]
@@ -354,6 +356,7 @@ fn request(cmd: AdminCommand) -> anyhow::Result<(reqwest::Method, String, Option
             };
             (M::GET, format!("/audit{q}"), None)
         }
+        AdminCommand::Sweep => (M::POST, "/sweep".into(), None),
     })
 }
 

@@ -203,9 +203,10 @@ impl std::str::FromStr for Duration {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Duration, String> {
-        let span: jiff::Span = s.trim().parse().map_err(|e| {
-            format!("`{s}` is not a duration such as 90s, 15m, 24h or 7d ({e})")
-        })?;
+        let span: jiff::Span = s
+            .trim()
+            .parse()
+            .map_err(|e| format!("`{s}` is not a duration such as 90s, 15m, 24h or 7d ({e})"))?;
         let signed = span
             .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
             .map_err(|e| format!("`{s}`: {e} (use days, hours, minutes or seconds)"))?;

@@ -2114,6 +2114,7 @@ async fn every_admin_route_refuses_without_its_token() {
             "/admin/v1/backup".into(),
             Some(json!({ "path": backup })),
         ),
+        (Method::POST, "/admin/v1/sweep".into(), None),
         (
             Method::POST,
             "/admin/v1/applications".into(),

@@ -210,6 +210,17 @@ impl Sessiond {
         Ok(sweep)
     }
 
+    /// `POST /admin/v1/sweep`: a whole cycle now, once the audit count is idle.
+    pub async fn sweep(&self) -> Result<Sweep> {
+        self.audit_idle().await;
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.sweep_now())
+            .await
+            .map_err(|e| {
+                super::Error::Store(crate::store::StoreError::Io(std::io::Error::other(e)))
+            })?
+    }
+
     /// Starts the background sweeper (`start_background` calls it): a cycle every
     /// `sweep_interval`, each pass run once the audit count is idle, a short pause between
     /// passes. It holds the service weakly between passes and ends when the last handle

@@ -102,6 +102,7 @@ pub async fn handle(state: &Sessiond, req: &Req) -> Resp {
         (&Method::POST, ["introspect"]) => introspect(state, req),
         (&Method::GET, ["audit"]) => audit(state, req),
         (&Method::POST, ["backup"]) => backup(state, req).await,
+        (&Method::POST, ["sweep"]) => sweep(state).await,
         _ => Err(error(StatusCode::NOT_FOUND, "no such admin endpoint")),
     };
     match result {
@@ -615,6 +616,22 @@ async fn backup(state: &Sessiond, req: &Req) -> Out {
             "entries": stats.entries,
             "files": stats.files,
             "bytes": stats.bytes,
+            "duration_ms": started.elapsed().as_millis() as u64,
+        }),
+    ))
+}
+
+/// `POST /admin/v1/sweep`: one whole cycle of the expiry sweeper, now.
+async fn sweep(state: &Sessiond) -> Out {
+    let started = std::time::Instant::now();
+    let sweep = state.sweep().await.map_err(from_domain)?;
+    Ok((
+        StatusCode::OK,
+        json!({
+            "sessions": sweep.swept.sessions,
+            "tokens": sweep.swept.tokens,
+            "jtis": sweep.swept.jtis,
+            "passes": sweep.passes,
             "duration_ms": started.elapsed().as_millis() as u64,
         }),
     ))

@@ -161,6 +161,7 @@ pub const ROUTES: &[Route] = &[
     r(&["admin", "v1", "introspect"], Shape::Admin, POST),
     r(&["admin", "v1", "audit"], Shape::Admin, GET),
     r(&["admin", "v1", "backup"], Shape::Admin, POST),
+    r(&["admin", "v1", "sweep"], Shape::Admin, POST),
     r(&["healthz"], Shape::Other, GET),
     r(&["readyz"], Shape::Other, GET),
     r(&["metrics"], Shape::Other, GET),

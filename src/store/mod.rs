@@ -24,8 +24,8 @@ mod backup;
 mod check;
 pub mod codec;
 mod commit;
-mod sweep;
 pub mod keys;
+mod sweep;
 
 use crate::model::*;
 use serde::Serialize;

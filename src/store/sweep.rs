@@ -62,10 +62,10 @@ impl Store {
         let _w = self.writing();
         let mut removed = 0;
         for t in read {
-            let gone = self
-                .t
-                .tokens
-                .compare_and_swap(t.hash.0, Some(&t.raw), None as Option<&[u8]>)?;
+            let gone =
+                self.t
+                    .tokens
+                    .compare_and_swap(t.hash.0, Some(&t.raw), None as Option<&[u8]>)?;
             removed += u64::from(gone.is_ok());
         }
         Ok(removed)
@@ -94,7 +94,9 @@ impl Store {
             return Ok(0);
         }
         let _w = self.writing();
-        let keyed: Vec<([u8; 16], Vec<u8>, Option<Vec<u8>>)> = sessions
+        // Each session's key, its `by_account` key and its `by_expiry` key if it has one.
+        type Keys = ([u8; 16], Vec<u8>, Option<Vec<u8>>);
+        let keyed: Vec<Keys> = sessions
             .iter()
             .map(|s| {
                 (
