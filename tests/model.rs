@@ -3,10 +3,11 @@
 //! sequences of operations — create application / account / session, refresh (with the
 //! current token, a rotated-away one, another application's), each revoke-all shape, a
 //! single-session revocation, remembered devices, time passing on a clock the test controls,
-//! close-and-reopen of the store — and runs each against the real service over a real sled
-//! store and against a plain in-memory model of who is alive. After every step every
-//! session's state, every token it was given, the (account, application) index, the counts a
-//! revoke-all reports and `Store::check` must agree with the model.
+//! close-and-reopen of the store, a cycle of the expiry sweeper — and runs each against the
+//! real service over a real sled store and against a plain in-memory model of who is alive
+//! (and of what the sweeper may remove). After every step every session's state, every token
+//! it was given, the (account, application) index, the counts a revoke-all reports, what a
+//! sweep removed and `Store::check` must agree with the model.
 //!
 //! `cargo test --test model` runs a bounded number of cases; `SESSIOND_SLOW_TESTS=1` runs
 //! many more and longer ones (1,000 cases of up to 300 steps). A failure it finds is shrunk

@@ -13,7 +13,8 @@
 //! - `by_account`: account ‖ app ‖ seq ‖ session → () (by account, by (account, app))
 //! - `tokens`: SHA-256(token) → TokenRecord: tokens a rotation replaced, and every token of
 //!   a store written before sessions kept their own
-//! - `by_expiry`: expires ‖ session → () (for sweeping)
+//! - `by_expiry`: expires ‖ session → () (sessions in expiry order; `check` keeps it exact,
+//!   the sweeper reads `sessions` itself, as revoked sessions are due before they expire)
 //! - `markers`: account ‖ scope → ScopeMarkers (revoke-all watermarks, one per kind)
 //! - `devices`: account ‖ device id → RememberedDevice
 //! - `api_tokens`: SHA-256(token) → ApiToken
