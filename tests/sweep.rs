@@ -375,6 +375,11 @@ mod library {
         // No background task here: the revoke-all's count stays pending in the store.
         w.rt.block_on(w.s.rownd_sign_out_all(w.app, &w.account, Credential::Admin))
             .expect("sign out");
+        // Connect's revoke-all of the same pair is counted at once, and rewrites the
+        // watermark Rownd's uncounted one wrote: the session must still wait for Rownd's.
+        w.advance(1);
+        w.rt.block_on(w.s.connect_revoke_all(w.app, &w.account, Credential::Admin))
+            .expect("revoke all");
         w.advance(1);
         assert!(matches!(
             w.s.session(&a.session.id).expect("read"),
@@ -387,8 +392,9 @@ mod library {
         let second = w.s.sweep_now().expect("sweep");
         assert_eq!(second.swept.sessions, 1);
         assert!(!w.exists(&a.session.id));
-        let entry = &w.s.audit_log(Some(&w.account), None, 1).expect("audit")[0];
-        assert_eq!(entry.killed.map(|k| k.sessions), Some(1));
+        let log = w.s.audit_log(Some(&w.account), None, 2).expect("audit");
+        let killed: Vec<_> = log.iter().map(|e| e.killed.map(|k| k.sessions)).collect();
+        assert_eq!(killed, [Some(0), Some(1)], "Connect's, then Rownd's");
         w.clean();
     }
 

@@ -28,6 +28,13 @@ pub(super) struct AuditQueue {
     tx: OnceLock<mpsc::UnboundedSender<(AccountId, u64)>>,
     outstanding: AtomicU64,
     idle: Notify,
+    /// Accounts with a revoke-all of this process not counted yet, and how many: written
+    /// under the account's lock with the entry, so the sweeper, under the same lock, never
+    /// removes a session a count is still to read.
+    uncounted: std::sync::Mutex<std::collections::HashMap<AccountId, u32>>,
+    /// Set once the entries a previous run left pending are counted.
+    leftovers_counted: std::sync::atomic::AtomicBool,
+    leftovers: Notify,
 }
 
 /// The API an operation name belongs to (`okta.revoke_session` → `okta`).
@@ -90,6 +97,7 @@ impl Sessiond {
     /// acknowledges the revocation).
     pub(super) fn record_revoke_all(&self, r: RevokeAllRecord<'_>) -> Result<()> {
         let (scope, app) = scope_name(r.targets);
+        let uncounted = matches!(r.count, Count::Later(_));
         let (killed, pending) = match r.count {
             Count::Known(c) => (Some(c), None),
             Count::Later(before) => (
@@ -115,6 +123,9 @@ impl Sessiond {
             killed,
             pending,
         })?;
+        if uncounted {
+            *self.uncounted().entry(*r.account).or_default() += 1;
+        }
         Ok(())
     }
 
@@ -167,6 +178,37 @@ impl Sessiond {
         // store and is counted at the next start.
     }
 
+    fn uncounted(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<AccountId, u32>> {
+        // A panic while held leaves at worst a count too high: sessions kept longer.
+        self.inner
+            .audit
+            .uncounted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a revoke-all of `account` made by this process waits for its count (the
+    /// caller holds the account's lock).
+    pub(super) fn has_uncounted(&self, account: &AccountId) -> bool {
+        self.uncounted().contains_key(account)
+    }
+
+    /// Waits until the entries a previous run left pending are counted (at once without the
+    /// background task: nothing counts them then).
+    pub(super) async fn leftovers_counted(&self) {
+        let q = &self.inner.audit;
+        if q.tx.get().is_none() {
+            return;
+        }
+        loop {
+            let notified = q.leftovers.notified();
+            if q.leftovers_counted.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     fn counts_done(&self, n: u64) {
         let q = &self.inner.audit;
         if q.outstanding.fetch_sub(n, Ordering::SeqCst) == n {
@@ -202,6 +244,9 @@ impl Sessiond {
                     }
                     Err(e) => tracing::error!(error = %e, "audit: the count task failed"),
                 }
+                let q = &this.inner.audit;
+                q.leftovers_counted.store(true, Ordering::SeqCst);
+                q.leftovers.notify_waiters();
                 this.counts_done(1);
             }
             // Counting is background work of low priority, like a vacuum: it waits for a
@@ -280,6 +325,16 @@ impl Sessiond {
         let killed = self.count_killed(&e, &p)?;
         e.killed = Some(killed);
         store.put_audit(&e)?;
+        {
+            let mut uncounted = self.uncounted();
+            // Absent for an entry a previous run left.
+            if let Some(n) = uncounted.get_mut(account) {
+                *n -= 1;
+                if *n == 0 {
+                    uncounted.remove(account);
+                }
+            }
+        }
         self.metrics()
             .killed(label(&e.operation), killed.sessions, killed.refresh_tokens);
         Ok(())

@@ -91,9 +91,15 @@ impl Sessiond {
             .is_some_and(|at| at.saturating_add(retention) <= t0))
     }
 
-    /// Whether a revoke-all covering `s` still waits for its audit count (a watermark's
-    /// `upto` is its audit entry's seq).
+    /// Whether a revoke-all that may cover `s` still waits for its audit count: one of
+    /// this process on its account (any: a later revoke-all of the same scope may have
+    /// rewritten the watermark), or one whose watermark covers it (a watermark's `upto` is
+    /// its audit entry's seq; for entries a previous run left). The caller holds the
+    /// account's lock.
     fn count_pending(&self, s: &Session) -> Result<bool> {
+        if self.has_uncounted(&s.account) {
+            return Ok(true);
+        }
         for m in self.covering_watermarks(s)?.into_iter().flatten() {
             if self
                 .store()
@@ -210,9 +216,11 @@ impl Sessiond {
         Ok(sweep)
     }
 
-    /// `POST /admin/v1/sweep`: a whole cycle now, once the audit count is idle.
+    /// `POST /admin/v1/sweep`: a whole cycle now, once what a previous run left uncounted
+    /// is counted. Counts still queued do not hold it up (under sustained revocations they
+    /// wait for a pause): their accounts' sessions are kept this cycle.
     pub async fn sweep(&self) -> Result<Sweep> {
-        self.audit_idle().await;
+        self.leftovers_counted().await;
         let me = self.clone();
         tokio::task::spawn_blocking(move || me.sweep_now())
             .await
