@@ -13,6 +13,11 @@
 //!   every fsync op pays its own group commit (`db.flush()` + `fdatasync`); concurrent
 //!   callers would share flushes. An fsync probe runs before and after this group because
 //!   this machine's fsync rate is bimodal (see `peer-baselines.md`, "Noise").
+//! - `sweep` (`Durability::None`, tombstone retention 0): one whole cycle of the expiry
+//!   sweeper over the store of N live sessions with nothing due (`idle_cycle`: what a cycle
+//!   costs in the background, throughput per session read), and one that also removes the
+//!   1,000 sessions of an account revoked just before (`remove_1000`); the difference is
+//!   the removal.
 //!
 //! Every store also holds N sessions of other accounts (10 per account, every kind, two
 //! applications): N = 10,000 by default, 1,000,000 with `SESSIOND_BENCH_FULL=1` (in `ops`
@@ -111,6 +116,10 @@ async fn account(s: &Sessiond, login: &str) -> AccountId {
 
 impl Env {
     async fn open(durability: Durability, background: usize) -> Env {
+        Env::open_with(durability, background, Config::default()).await
+    }
+
+    async fn open_with(durability: Durability, background: usize, config: Config) -> Env {
         let dir = tempfile::Builder::new()
             .prefix("sessiond-bench-")
             .tempdir()
@@ -120,7 +129,7 @@ impl Env {
             ..StoreOptions::default()
         };
         let store = Store::open(dir.path(), &opts).expect("open store");
-        let s = Sessiond::new(store, Config::default(), Arc::new(SystemClock)).expect("sessiond");
+        let s = Sessiond::new(store, config, Arc::new(SystemClock)).expect("sessiond");
         let app = |id: &str| NewApp {
             id: Some(id.into()),
             name: id.into(),
@@ -427,5 +436,51 @@ fn durability(c: &mut Criterion) {
     fsync_probe(&probe_dir, "after");
 }
 
-criterion_group!(benches, ops_and_revoke_all, durability);
+fn sweep(c: &mut Criterion) {
+    let rt = runtime();
+    let n = background();
+    let config = Config {
+        tombstone_retention_ms: 0,
+        ..Config::default()
+    };
+    let env = rt.block_on(Env::open_with(Durability::None, n, config));
+    let mut g = c.benchmark_group("sweep");
+    g.sample_size(10);
+    g.throughput(criterion::Throughput::Elements(n as u64));
+    g.bench_function(BenchmarkId::new("idle_cycle", n), |b| {
+        b.iter(|| {
+            let cycle = env.s.sweep_now().expect("sweep");
+            assert_eq!(cycle.swept.sessions, 0, "nothing is due");
+        })
+    });
+    const REVOKED: usize = 1000;
+    let mut round = 0;
+    g.bench_function(BenchmarkId::new("remove_1000", n), |b| {
+        b.iter_batched(
+            || {
+                round += 1;
+                rt.block_on(async {
+                    let a = account(&env.s, &format!("swept-{round}")).await;
+                    for _ in 0..REVOKED {
+                        issue(&env.s, a, Some(env.p), SessionKind::Oauth).await;
+                    }
+                    env.s
+                        .rownd_sign_out_all(env.p, &a, Credential::Admin)
+                        .await
+                        .expect("revoke");
+                });
+                // Counted first: the sweeper keeps what a pending count is still to read.
+                env.s.count_pending_audit().expect("count");
+            },
+            |()| {
+                let cycle = env.s.sweep_now().expect("sweep");
+                assert_eq!(cycle.swept.sessions, REVOKED as u64);
+            },
+            criterion::BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, ops_and_revoke_all, durability, sweep);
 criterion_main!(benches);
