@@ -7,9 +7,12 @@
 //! Through the library, on a clock the test moves (`mod library`): a revoke-all whose audit
 //! count is pending keeps its sessions until it is counted, and a cycle interleaved with
 //! revocations, rotations, new sessions and time passing removes only what was due when it
-//! began, with `Store::check` clean after every pass. Which records a sweep removes in every
-//! state a session can reach (tokens replaced by rotation, expiry, each revoke-all shape,
-//! restarts) is the model test's `Sweep` step (`tests/model.rs`).
+//! began, with `Store::check` clean after every pass; the one race that can leave a token
+//! record behind (a death stamped at the cycle's start, retention zero) answers as unknown
+//! and is healed by the next cycle. Which records a full cycle removes across the states a
+//! session reaches (tokens replaced by rotation, expiry, each revoke-all shape, restarts;
+//! with every count done, as the model counts at once) is the model test's `Sweep` step
+//! (`tests/model.rs`).
 
 mod common;
 use common::bin::*;
@@ -157,7 +160,17 @@ fn the_background_sweeper_removes_the_dead_after_their_count_and_nothing_alive()
         let (status, v) = api.get(&format!("/sessions/{}", s(dead, "id")));
         assert_eq!(status, 404, "a swept session is still there: {v}");
         let token = s(dead, "access_token");
-        assert_eq!(api.introspect(token)["active"], false);
+        let v = api.introspect(token);
+        // Unknown now: no kind, no state (a revoked token would say both).
+        assert_eq!(
+            (
+                v["active"].as_bool(),
+                v["kind"].as_str(),
+                v["state"].as_str()
+            ),
+            (Some(false), None, None),
+            "{v}"
+        );
     }
     let (status, v) = api.get(&format!("/sessions/{}", s(&alive, "id")));
     assert_eq!((status, v["state"].as_str()), (200, Some("active")), "{v}");
@@ -395,6 +408,45 @@ mod library {
         let log = w.s.audit_log(Some(&w.account), None, 2).expect("audit");
         let killed: Vec<_> = log.iter().map(|e| e.killed.map(|k| k.sessions)).collect();
         assert_eq!(killed, [Some(0), Some(1)], "Connect's, then Rownd's");
+        w.clean();
+    }
+
+    #[test]
+    fn a_token_record_left_by_a_death_stamped_at_the_cycle_start_is_unknown_then_healed() {
+        let w = world(0, 1000);
+        let a = w.issue();
+        let first = a.refresh_token.clone().expect("refresh token");
+        w.refresh(&first);
+        let mut sweep = w.s.sweep_start();
+        // The pass over `tokens` sees the session alive and keeps its record...
+        w.s.sweep_pass(&mut sweep).expect("pass");
+        // ...then it is revoked in the same millisecond the cycle started: due at once.
+        w.revoke(&a.session.id);
+        while !sweep.is_done() {
+            w.s.sweep_pass(&mut sweep).expect("pass");
+        }
+        assert_eq!(sweep.swept.sessions, 1);
+        let report = w.s.store().check().expect("check");
+        // The records the rotation replaced (access, hub JWT, refresh) are left.
+        assert!(report.problem_count >= 1);
+        assert!(
+            report
+                .problems
+                .iter()
+                .all(|p| p.tree == "tokens" && p.detail.contains("missing session")),
+            "{:?}",
+            report.problems
+        );
+        // The left record answers as unknown, not as an error...
+        let got =
+            w.s.check_token(&first, Some(w.app), &[TokenKind::Refresh])
+                .expect("a left record is no error");
+        assert!(matches!(got, TokenCheck::Unknown), "{got:?}");
+        // ...and the next cycle removes it.
+        assert_eq!(
+            w.s.sweep_now().expect("sweep").swept.tokens,
+            report.problem_count
+        );
         w.clean();
     }
 

@@ -110,7 +110,12 @@ impl Sessiond {
                 }),
             ),
         };
-        self.store().put_audit(&AuditEntry {
+        // Before the entry is written: the count of a previous run's leftovers reads the
+        // whole log and may count this entry as soon as it is there.
+        if uncounted {
+            *self.uncounted().entry(*r.account).or_default() += 1;
+        }
+        let written = self.store().put_audit(&AuditEntry {
             seq: r.seq,
             at: r.at,
             operation: r.operation.to_owned(),
@@ -122,10 +127,11 @@ impl Sessiond {
             devices_forgotten: r.devices_forgotten as u64,
             killed,
             pending,
-        })?;
-        if uncounted {
-            *self.uncounted().entry(*r.account).or_default() += 1;
+        });
+        if written.is_err() && uncounted {
+            self.counted(r.account);
         }
+        written?;
         Ok(())
     }
 
@@ -185,6 +191,18 @@ impl Sessiond {
             .uncounted
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One of `account`'s revoke-alls is counted (or its entry was never written).
+    fn counted(&self, account: &AccountId) {
+        let mut uncounted = self.uncounted();
+        // Absent for an entry a previous run left.
+        if let Some(n) = uncounted.get_mut(account) {
+            *n -= 1;
+            if *n == 0 {
+                uncounted.remove(account);
+            }
+        }
     }
 
     /// Whether a revoke-all of `account` made by this process waits for its count (the
@@ -325,16 +343,7 @@ impl Sessiond {
         let killed = self.count_killed(&e, &p)?;
         e.killed = Some(killed);
         store.put_audit(&e)?;
-        {
-            let mut uncounted = self.uncounted();
-            // Absent for an entry a previous run left.
-            if let Some(n) = uncounted.get_mut(account) {
-                *n -= 1;
-                if *n == 0 {
-                    uncounted.remove(account);
-                }
-            }
-        }
+        self.counted(account);
         self.metrics()
             .killed(label(&e.operation), killed.sessions, killed.refresh_tokens);
         Ok(())

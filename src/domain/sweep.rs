@@ -13,16 +13,22 @@
 //! each pass reading at most `Config::sweep_batch` records from a cursor; between passes
 //! the sweeper yields to the request path. Every judgement in a cycle is made against the
 //! time the cycle started (`t0`), so the cycle removes no session whose token records the
-//! pass over `tokens` kept: a session dead long enough at `t0` cannot rotate, and being
-//! dead long enough only becomes truer. No token record ever points at a missing session,
-//! and `Store::check` stays clean between any two passes.
+//! pass over `tokens` kept: a session dead long enough at `t0` cannot rotate, and a death
+//! written later is stamped later than `t0 - retention` (but see the race below). So no
+//! token record points at a missing session, and `Store::check` stays clean between passes.
 //!
 //! Two rules keep every other answer exact:
 //! - a session is removed under its account's lock, re-read and judged again there, so no
 //!   revocation or rotation of it can interleave;
 //! - a session whose revoke-all is not counted in the audit log yet is kept, whatever its
-//!   age: the count (`audit.rs`) reads the sessions it covers. The background sweeper also
-//!   waits for the count to be idle before each pass.
+//!   age: the count (`audit.rs`) reads the sessions it covers. Sweeping starts once the
+//!   counts a previous run left are done.
+//!
+//! One race is healed rather than prevented: a death stamped at or before `t0 - retention`
+//! but written after the pass over `tokens` read the session (possible only with a
+//! retention of zero, or the wall clock stepping back) lets the session go while a token
+//! record of it stays. Such a record answers as unknown, `sessiond check` names it, and the
+//! next cycle removes it.
 
 use super::{Result, Sessiond};
 use crate::metrics::SweptLabel;
@@ -70,14 +76,14 @@ impl Sweep {
 }
 
 impl Sessiond {
-    /// When `s` died: the earliest of its tombstone, the watermarks covering it and its
-    /// expiry; `None` while it is alive.
-    pub fn dead_since(&self, s: &Session) -> Result<Option<Millis>> {
+    /// When `s` died, as seen at `at`: the earliest of its tombstone, the watermarks
+    /// covering it and its expiry (if passed at `at`); `None` while it is alive.
+    pub fn dead_since(&self, s: &Session, at: Millis) -> Result<Option<Millis>> {
         let mut since = s.revoked.as_ref().map(|r| r.at);
         for m in self.covering_watermarks(s)?.into_iter().flatten() {
             since = Some(since.map_or(m.revocation.at, |t| t.min(m.revocation.at)));
         }
-        if s.expires <= self.now() {
+        if s.expires <= at {
             since = Some(since.map_or(s.expires, |t| t.min(s.expires)));
         }
         Ok(since)
@@ -87,7 +93,7 @@ impl Sessiond {
     fn due(&self, s: &Session, t0: Millis) -> Result<bool> {
         let retention = self.config().tombstone_retention_ms;
         Ok(self
-            .dead_since(s)?
+            .dead_since(s, t0)?
             .is_some_and(|at| at.saturating_add(retention) <= t0))
     }
 
@@ -139,8 +145,11 @@ impl Sessiond {
                     let expired = t.record.expires.saturating_add(retention) <= t0;
                     let session_goes = match store.session(&t.record.session)? {
                         Some(s) => self.due(&s, t0)?,
-                        // Only a damaged store has one; `sessiond check` names it.
-                        None => false,
+                        // Its session went without it: in a previous cycle, when a death
+                        // stamped before that cycle's start was written only after its pass
+                        // over `tokens` read the session (a retention of zero, or the wall
+                        // clock stepping back). It answers as unknown; it goes now.
+                        None => true,
                     };
                     if expired || session_goes {
                         dead.push(t);
@@ -247,7 +256,10 @@ impl Sessiond {
                 while !sweep.is_done() {
                     let Some(inner) = weak.upgrade() else { return };
                     let this = Sessiond { inner };
-                    this.audit_idle().await;
+                    // Counts of this run's revoke-alls need no wait: their accounts' sessions
+                    // are kept (`count_pending`), and under sustained revocations the count
+                    // never idles.
+                    this.leftovers_counted().await;
                     let worker = this.clone();
                     let ran = tokio::task::spawn_blocking(move || {
                         let r = worker.sweep_pass(&mut sweep);
