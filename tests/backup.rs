@@ -9,55 +9,8 @@ use common::bin::*;
 use serde_json::{Value, json};
 use std::ffi::OsStr;
 use std::path::Path;
-use std::time::Duration;
 
-const TOKEN: &str = "cli-admin";
-
-struct Api {
-    base: String,
-    http: reqwest::blocking::Client,
-}
-
-impl Api {
-    fn new(base: String) -> Api {
-        Api {
-            base,
-            http: reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("client"),
-        }
-    }
-
-    fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut rb = self
-            .http
-            .request(method, format!("{}/admin/v1{path}", self.base))
-            .bearer_auth(TOKEN);
-        if let Some(b) = body {
-            rb = rb.json(&b);
-        }
-        let r = rb.send().expect("request");
-        let status = r.status().as_u16();
-        (status, r.json().unwrap_or(Value::Null))
-    }
-
-    fn create(&self, path: &str, body: Value) -> Value {
-        let (status, v) = self.admin(reqwest::Method::POST, path, Some(body));
-        assert_eq!(status, 201, "{path}: {v}");
-        v
-    }
-
-    fn introspect(&self, token: &str) -> Value {
-        let (status, v) = self.admin(
-            reqwest::Method::POST,
-            "/introspect",
-            Some(json!({ "token": token })),
-        );
-        assert_eq!(status, 200, "{v}");
-        v
-    }
-
+impl AdminApi {
     fn session(&self, account: &str) -> Value {
         self.create(
             "/sessions",
@@ -132,7 +85,7 @@ fn a_backup_taken_while_serving_restores_exactly_what_was_acknowledged_before_it
         tmp.path().join("backup.sessiond"),
     );
     let (server, base) = serve(&data, &[]);
-    let api = Api::new(base.clone());
+    let api = AdminApi::new(&base);
     let app = api.create("/applications", json!({"id": "chat", "name": "Chat"}));
     let alice = api.create("/accounts", json!({"login": "alice"}))["id"]
         .as_str()
@@ -159,7 +112,7 @@ fn a_backup_taken_while_serving_restores_exactly_what_was_acknowledged_before_it
         let base = base.clone();
         let bob = bob.clone();
         std::thread::spawn(move || {
-            let api = Api::new(base);
+            let api = AdminApi::new(&base);
             for _ in 0..100 {
                 api.session(&bob);
             }
@@ -201,7 +154,7 @@ fn a_backup_taken_while_serving_restores_exactly_what_was_acknowledged_before_it
     assert!(err.contains("already holds a store"), "{err}");
 
     let (_server, base) = serve(&restored, &[]);
-    let api = Api::new(base);
+    let api = AdminApi::new(&base);
     assert_eq!(api.introspect(token(&alive))["active"], true);
     let k = api.introspect(token(&killed));
     assert_eq!(
@@ -237,7 +190,7 @@ fn a_stopped_store_backs_up_from_its_directory_and_a_damaged_backup_restores_not
     let (data, file) = (tmp.path().join("data"), tmp.path().join("b.sessiond"));
     let live = {
         let (_server, base) = serve(&data, &[]);
-        let api = Api::new(base);
+        let api = AdminApi::new(&base);
         api.create("/applications", json!({"id": "chat", "name": "Chat"}));
         let a = api.create("/accounts", json!({"login": "alice"}))["id"]
             .as_str()
@@ -291,5 +244,8 @@ fn a_stopped_store_backs_up_from_its_directory_and_a_damaged_backup_restores_not
     let (code, out, err) = restore(&file, &target);
     assert_eq!(code, 0, "{out}{err}");
     let (_server, base) = serve(&target, &[]);
-    assert_eq!(Api::new(base).introspect(token(&live))["active"], true);
+    assert_eq!(
+        AdminApi::new(&base).introspect(token(&live))["active"],
+        true
+    );
 }

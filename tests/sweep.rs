@@ -20,43 +20,7 @@ use serde_json::{Value, json};
 use std::ffi::OsStr;
 use std::time::{Duration, Instant};
 
-const TOKEN: &str = "cli-admin";
-
-struct Api {
-    base: String,
-    http: reqwest::blocking::Client,
-}
-
-impl Api {
-    fn new(base: &str) -> Api {
-        Api {
-            base: base.to_owned(),
-            http: reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("client"),
-        }
-    }
-
-    fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut rb = self
-            .http
-            .request(method, format!("{}/admin/v1{path}", self.base))
-            .bearer_auth(TOKEN);
-        if let Some(b) = body {
-            rb = rb.json(&b);
-        }
-        let r = rb.send().expect("request");
-        let status = r.status().as_u16();
-        (status, r.json().unwrap_or(Value::Null))
-    }
-
-    fn create(&self, path: &str, body: Value) -> Value {
-        let (status, v) = self.admin(reqwest::Method::POST, path, Some(body));
-        assert_eq!(status, 201, "{path}: {v}");
-        v
-    }
-
+impl AdminApi {
     fn session(&self, account: &str) -> Value {
         self.create(
             "/sessions",
@@ -66,16 +30,6 @@ impl Api {
 
     fn get(&self, path: &str) -> (u16, Value) {
         self.admin(reqwest::Method::GET, path, None)
-    }
-
-    fn introspect(&self, token: &str) -> Value {
-        let (status, v) = self.admin(
-            reqwest::Method::POST,
-            "/introspect",
-            Some(json!({ "token": token })),
-        );
-        assert_eq!(status, 200, "{v}");
-        v
     }
 
     /// A value of `GET /metrics` (0 when the series is not there yet).
@@ -99,7 +53,7 @@ fn s<'a>(v: &'a Value, field: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {field} in {v}"))
 }
 
-fn setup(api: &Api) -> (Value, String, String) {
+fn setup(api: &AdminApi) -> (Value, String, String) {
     let app = api.create("/applications", json!({"id": "chat", "name": "Chat"}));
     let alice = s(&api.create("/accounts", json!({"login": "alice"})), "id").to_owned();
     let bob = s(&api.create("/accounts", json!({"login": "bob"})), "id").to_owned();
@@ -121,7 +75,7 @@ fn the_background_sweeper_removes_the_dead_after_their_count_and_nothing_alive()
             "2",
         ],
     );
-    let api = Api::new(&base);
+    let api = AdminApi::new(&base);
     let (app, alice, bob) = setup(&api);
     let revoked = api.session(&alice);
     let alive = api.session(&alice);
@@ -210,7 +164,7 @@ fn the_background_sweeper_removes_the_dead_after_their_count_and_nothing_alive()
 fn tombstones_stay_for_the_retention_and_admin_sweep_runs_a_cycle_on_demand() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (_server, base) = serve(&tmp.path().join("data"), &[]);
-    let api = Api::new(&base);
+    let api = AdminApi::new(&base);
     let (_app, alice, _bob) = setup(&api);
     let revoked = api.session(&alice);
     let id = s(&revoked, "id");
@@ -222,7 +176,7 @@ fn tombstones_stay_for_the_retention_and_admin_sweep_runs_a_cycle_on_demand() {
         OsStr::new("--server"),
         OsStr::new(&base),
         OsStr::new("--admin-token"),
-        OsStr::new(TOKEN),
+        OsStr::new(ADMIN_TOKEN),
         OsStr::new("sweep"),
     ]);
     assert!(

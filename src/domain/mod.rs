@@ -227,10 +227,7 @@ impl Sessiond {
     /// than `metrics::STORE_STATS_MAX_AGE`.
     pub async fn render_metrics(&self) -> Result<String> {
         if self.metrics().claim_store_stats_refresh() {
-            let this = self.clone();
-            let stats = tokio::task::spawn_blocking(move || this.store().stats())
-                .await
-                .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))??;
+            let stats = self.blocking(|s| Ok(s.store().stats()?)).await?;
             self.metrics().set_store_stats(&stats);
         }
         Ok(self.metrics().render())
@@ -239,6 +236,18 @@ impl Sessiond {
     /// `GET /readyz`: the store is open and a durable write goes through.
     pub async fn ready(&self) -> Result<()> {
         Ok(self.store().ready(self.now()).await?)
+    }
+
+    /// Runs store work that reads or writes much (a scan, a snapshot, a sweep) on tokio's
+    /// blocking threads; a task that fails is a store I/O error.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Sessiond) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || work(&me))
+            .await
+            .map_err(|e| Error::Store(StoreError::Io(std::io::Error::other(e))))?
     }
 
     pub fn store(&self) -> &Store {
@@ -260,10 +269,9 @@ impl Sessiond {
         if path.exists() {
             return Err(Error::Taken("the backup path"));
         }
-        let me = self.clone();
-        let stats = tokio::task::spawn_blocking(move || me.store().backup_to(&path, &|_| {}))
-            .await
-            .map_err(|e| Error::Store(crate::store::StoreError::Io(std::io::Error::other(e))))??;
+        let stats = self
+            .blocking(move |s| Ok(s.store().backup_to(&path, &|_| {})?))
+            .await?;
         tracing::info!(
             entries = stats.entries,
             bytes = stats.bytes,

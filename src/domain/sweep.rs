@@ -230,12 +230,7 @@ impl Sessiond {
     /// wait for a pause): their accounts' sessions are kept this cycle.
     pub async fn sweep(&self) -> Result<Sweep> {
         self.leftovers_counted().await;
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || me.sweep_now())
-            .await
-            .map_err(|e| {
-                super::Error::Store(crate::store::StoreError::Io(std::io::Error::other(e)))
-            })?
+        self.blocking(|s| s.sweep_now()).await
     }
 
     /// Starts the background sweeper (`start_background` calls it): a cycle every

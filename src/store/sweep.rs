@@ -4,6 +4,7 @@
 
 use super::{Result, Store, StoreError, dec, dec_session, keys};
 use crate::model::*;
+use sled::IVec;
 use sled::Transactional;
 use std::ops::Bound;
 
@@ -16,30 +17,37 @@ pub struct Page<T> {
     pub next: Cursor,
 }
 
-fn after(cursor: &Cursor) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
-    match cursor {
-        Some(k) => (Bound::Excluded(k.clone()), Bound::Unbounded),
-        None => (Bound::Unbounded, Bound::Unbounded),
-    }
+/// Up to `limit` entries of `tree` after `cursor`, and the cursor after them (`None` once
+/// the tree is done: a page shorter than `limit`).
+fn page(tree: &sled::Tree, cursor: &Cursor, limit: usize) -> Result<(Vec<(IVec, IVec)>, Cursor)> {
+    let from = match cursor {
+        Some(k) => Bound::Excluded(k.clone()),
+        None => Bound::Unbounded,
+    };
+    let entries: Vec<(IVec, IVec)> = tree
+        .range((from, Bound::Unbounded))
+        .take(limit)
+        .collect::<std::result::Result<_, _>>()?;
+    let next = match entries.last() {
+        Some((k, _)) if entries.len() == limit => Some(k.to_vec()),
+        _ => None,
+    };
+    Ok((entries, next))
 }
 
 /// A record of the `tokens` tree as read, with its bytes: removed only if still these.
 pub struct ReadToken {
     pub hash: TokenHash,
     pub record: TokenRecord,
-    raw: sled::IVec,
+    raw: IVec,
 }
 
 impl Store {
     /// Up to `limit` records of the `tokens` tree after `cursor`.
     pub fn tokens_page(&self, cursor: &Cursor, limit: usize) -> Result<Page<ReadToken>> {
-        let mut items = Vec::new();
-        let mut last = None;
-        let mut seen = 0;
-        for kv in self.t.tokens.range(after(cursor)).take(limit) {
-            let (k, v) = kv?;
-            seen += 1;
-            last = Some(k.to_vec());
+        let (entries, next) = page(&self.t.tokens, cursor, limit)?;
+        let mut items = Vec::with_capacity(entries.len());
+        for (k, v) in entries {
             let Ok(hash) = <[u8; 32]>::try_from(k.as_ref()) else {
                 // Not a token record (`sessiond check` names it); never the sweeper's to remove.
                 continue;
@@ -50,10 +58,7 @@ impl Store {
                 raw: v,
             });
         }
-        Ok(Page {
-            items,
-            next: last.filter(|_| seen == limit),
-        })
+        Ok(Page { items, next })
     }
 
     /// Removes token records, each only if it is still the record that was read. Returns
@@ -73,17 +78,12 @@ impl Store {
 
     /// Up to `limit` sessions after `cursor`, in id order.
     pub fn sessions_page(&self, cursor: &Cursor, limit: usize) -> Result<Page<Session>> {
-        let mut items = Vec::new();
-        let mut last = None;
-        for kv in self.t.sessions.range(after(cursor)).take(limit) {
-            let (k, v) = kv?;
-            last = Some(k.to_vec());
-            items.push(dec_session(&k, &v)?);
-        }
-        Ok(Page {
-            next: last.filter(|_| items.len() == limit),
-            items,
-        })
+        let (entries, next) = page(&self.t.sessions, cursor, limit)?;
+        let items = entries
+            .iter()
+            .map(|(k, v)| dec_session(k, v))
+            .collect::<Result<_>>()?;
+        Ok(Page { items, next })
     }
 
     /// Removes sessions, with their `by_account` and `by_expiry` entries, in one
@@ -134,14 +134,10 @@ impl Store {
         limit: usize,
         expired_by: Millis,
     ) -> Result<(u64, Cursor)> {
+        let (entries, next) = page(&self.t.jtis, cursor, limit)?;
         let _w = self.writing();
         let mut removed = 0;
-        let mut last = None;
-        let mut seen = 0;
-        for kv in self.t.jtis.range(after(cursor)).take(limit) {
-            let (k, v) = kv?;
-            seen += 1;
-            last = Some(k.to_vec());
+        for (k, v) in entries {
             let Ok(exp) = <[u8; 8]>::try_from(v.as_ref()) else {
                 continue;
             };
@@ -153,6 +149,6 @@ impl Store {
                 removed += u64::from(gone.is_ok());
             }
         }
-        Ok((removed, last.filter(|_| seen == limit)))
+        Ok((removed, next))
     }
 }

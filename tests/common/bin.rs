@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sessiond");
 
+/// The admin token every [`serve`]d sessiond runs with.
+pub const ADMIN_TOKEN: &str = "cli-admin";
+
 /// A running `sessiond serve`, killed when dropped (also when an assertion fails).
 pub struct Running(pub Child);
 
@@ -26,7 +29,7 @@ pub fn serve(dir: &std::path::Path, extra: &[&str]) -> (Running, String) {
             "--listen",
             "127.0.0.1:0",
             "--admin-token",
-            "cli-admin",
+            ADMIN_TOKEN,
         ])
         .arg("--data")
         .arg(dir)
@@ -98,4 +101,59 @@ pub fn run_with(args: &[&OsStr], env: &[(&str, &str)]) -> std::process::Output {
         std::thread::sleep(Duration::from_millis(20));
     }
     child.wait_with_output().expect("output")
+}
+
+/// The admin API of a [`serve`]d sessiond, over blocking HTTP.
+pub struct AdminApi {
+    pub base: String,
+    pub http: reqwest::blocking::Client,
+}
+
+impl AdminApi {
+    pub fn new(base: &str) -> AdminApi {
+        AdminApi {
+            base: base.to_owned(),
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
+        }
+    }
+
+    /// `method /admin/v1{path}` with the admin token: the status and the JSON answer
+    /// (`null` when there is none).
+    pub fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut rb = self
+            .http
+            .request(method, format!("{}/admin/v1{path}", self.base))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let r = rb.send().expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(serde_json::Value::Null))
+    }
+
+    /// A `POST` that must answer 201.
+    pub fn create(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let (status, v) = self.admin(reqwest::Method::POST, path, Some(body));
+        assert_eq!(status, 201, "{path}: {v}");
+        v
+    }
+
+    pub fn introspect(&self, token: &str) -> serde_json::Value {
+        let (status, v) = self.admin(
+            reqwest::Method::POST,
+            "/introspect",
+            Some(serde_json::json!({ "token": token })),
+        );
+        assert_eq!(status, 200, "{v}");
+        v
+    }
 }
