@@ -167,7 +167,8 @@ pub struct ServeArgs {
     /// Application served without an `/apps/{anchor}` prefix (default: the first created).
     #[arg(long, env = "SESSIOND_DEFAULT_APP")]
     pub default_app: Option<String>,
-    /// What an acknowledged write has been through: `fsync` (sled flush + fdatasync),
+    /// What an acknowledged write has been through: `fsync` (sled flush, each log write
+    /// ending in fdatasync),
     /// `flush` (sled flush only) or `none` (benchmarks only).
     #[arg(long, env = "SESSIOND_DURABILITY", value_enum, default_value = "fsync")]
     pub durability: Durability,

@@ -147,7 +147,7 @@ impl Metrics {
         );
         registry.register_with_unit(
             "store_flush_duration",
-            "Durable flushes of the store (sled flush, then fdatasync in the default mode); one flush covers every write that arrived before it",
+            "Durable flushes of the store (sled flush, its log writes ending in fdatasync in the default mode); one flush covers every write that arrived before it",
             Unit::Seconds,
             flush_seconds,
         );

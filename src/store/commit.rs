@@ -4,20 +4,20 @@
 //! a flush that started after their ticket.
 
 use super::{Result, StoreError};
-use std::collections::HashSet;
-use std::ffi::OsString;
 use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Mutex;
 use tokio::sync::watch;
 
 /// What an acknowledged write has been through before its response is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Durability {
-    /// sled's `flush()` (which stops at `sync_file_range`), then `fdatasync` of sled's data
-    /// file, so the device's write cache is flushed too: what PostgreSQL and Redis mean by
-    /// durable. The default.
+    /// sled's `flush()`, with every log write ending in `fdatasync` (and every blob file
+    /// synced with its directory before the log points at it): the device's write cache
+    /// is flushed too, which is what PostgreSQL and Redis mean by durable. Upstream sled
+    /// stops at `sync_file_range`; `vendor/sled/PATCHES.md` says what we changed. The
+    /// default.
     Fsync,
     /// sled's `flush()` only: survives a process crash; a power loss may lose up to sled's
     /// background fsync interval (200 ms).
@@ -37,8 +37,6 @@ struct State {
 
 pub(super) struct GroupCommit {
     mode: Durability,
-    /// What `fdatasync` must reach in `Fsync` mode.
-    data_file: Option<Arc<DataFiles>>,
     state: Mutex<State>,
     /// The highest ticket known durable. Also bumped (to the same value) when a flush
     /// fails, so waiters wake up and see it.
@@ -50,6 +48,10 @@ pub(super) struct GroupCommit {
     failed: std::sync::OnceLock<String>,
     /// How long each flush took (`GET /metrics`).
     pub(super) flush_seconds: prometheus_client::metrics::histogram::Histogram,
+    /// A failure the next flush reports instead of flushing: a stand-in for a disk that
+    /// fails an `fdatasync`.
+    #[cfg(test)]
+    fail_next: Mutex<Option<std::io::Error>>,
 }
 
 fn poisoned(why: &str) -> StoreError {
@@ -60,30 +62,37 @@ fn poisoned(why: &str) -> StoreError {
 
 impl GroupCommit {
     pub(super) fn new(dir: &Path, mode: Durability) -> Result<GroupCommit> {
-        let data_file = match mode {
-            Durability::Fsync => {
-                // The files sled created on a first open are durable only once the
-                // directories that name them are: sync both, once.
-                #[cfg(unix)]
-                for d in [Some(dir), dir.parent()].into_iter().flatten() {
-                    File::open(d)?.sync_all()?;
-                }
-                Some(Arc::new(DataFiles {
-                    log: File::open(dir.join("db"))?,
-                    blobs: dir.join("blobs"),
-                    synced_blobs: Mutex::new(HashSet::new()),
-                }))
+        if mode == Durability::Fsync {
+            // The files sled created on a first open (its log, `blobs/`) are durable only
+            // once the directories that name them are: sync both, once.
+            #[cfg(unix)]
+            for d in [Some(dir), dir.parent()].into_iter().flatten() {
+                File::open(d)?.sync_all()?;
             }
-            _ => None,
-        };
+        }
         Ok(GroupCommit {
             mode,
-            data_file,
             state: Mutex::new(State::default()),
             done: watch::channel(0).0,
             failed: std::sync::OnceLock::new(),
             flush_seconds: crate::metrics::flush_histogram(),
+            #[cfg(test)]
+            fail_next: Mutex::new(None),
         })
+    }
+
+    /// A failure a test injected, which the next flush reports instead of flushing.
+    fn injected(&self) -> Result<()> {
+        #[cfg(test)]
+        if let Some(e) = self
+            .fail_next
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            return Err(StoreError::Io(e));
+        }
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -98,7 +107,10 @@ impl GroupCommit {
             return Err(poisoned(why));
         }
         let started = std::time::Instant::now();
-        let out = flush(db, self.data_file.as_deref(), self.mode).inspect_err(|e| self.poison(e));
+        let out = self
+            .injected()
+            .and_then(|()| flush(db, self.mode))
+            .inspect_err(|e| self.poison(e));
         self.flush_seconds.observe(started.elapsed().as_secs_f64());
         out
     }
@@ -144,21 +156,23 @@ impl GroupCommit {
             match lead {
                 Some(target) => {
                     let db = db.clone();
-                    let file = self.data_file.clone();
                     let mode = self.mode;
                     let timer = self.flush_seconds.clone();
-                    let result = tokio::task::spawn_blocking(move || {
-                        let started = std::time::Instant::now();
-                        let out = flush(&db, file.as_deref(), mode);
-                        timer.observe(started.elapsed().as_secs_f64());
-                        out
-                    })
-                    .await
-                    .unwrap_or_else(|e| {
-                        Err(StoreError::Io(std::io::Error::other(format!(
-                            "flush task failed: {e}"
-                        ))))
-                    });
+                    let result = match self.injected() {
+                        Err(e) => Err(e),
+                        Ok(()) => tokio::task::spawn_blocking(move || {
+                            let started = std::time::Instant::now();
+                            let out = flush(&db, mode);
+                            timer.observe(started.elapsed().as_secs_f64());
+                            out
+                        })
+                        .await
+                        .unwrap_or_else(|e| {
+                            Err(StoreError::Io(std::io::Error::other(format!(
+                                "flush task failed: {e}"
+                            ))))
+                        }),
+                    };
                     self.lock().running = false;
                     match result {
                         Ok(()) => {
@@ -183,118 +197,67 @@ impl GroupCommit {
     }
 }
 
-fn flush(db: &sled::Db, data_file: Option<&DataFiles>, mode: Durability) -> Result<()> {
+/// The flush itself: sled's `flush()` writes its log buffer out and waits for it, synced
+/// as the store was opened for `mode` (`Store::open_with`: in `Fsync` mode each log write
+/// ends in `fdatasync`, and a blob file is synced with its directory when written).
+fn flush(db: &sled::Db, mode: Durability) -> Result<()> {
     if mode == Durability::None {
         return Ok(());
     }
     db.flush()?;
-    if let Some(f) = data_file {
-        f.sync()?;
-    }
     Ok(())
-}
-
-/// sled 0.34's files that hold acknowledged writes. Its log is the file `db`: `fdatasync`
-/// acts on the inode, so a handle of our own flushes what sled's `sync_file_range` left in
-/// the device cache. A page too large for the log (over a quarter of a 512 KiB segment: a
-/// leaf of 17 records carrying long device labels, say) goes to a file of its own under
-/// `blobs/`, which sled writes without any sync: each new one is synced here, with the
-/// directory that names it, before the log that points at it.
-struct DataFiles {
-    log: File,
-    blobs: PathBuf,
-    /// Blob files already synced (sled names them by log position and never reuses one).
-    synced_blobs: Mutex<HashSet<OsString>>,
-}
-
-impl DataFiles {
-    fn sync(&self) -> std::io::Result<()> {
-        self.sync_blobs()?;
-        self.log.sync_data()
-    }
-
-    fn sync_blobs(&self) -> std::io::Result<()> {
-        let entries = match std::fs::read_dir(&self.blobs) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        let mut synced = self.synced_blobs.lock().unwrap_or_else(|p| p.into_inner());
-        let mut present = HashSet::new();
-        let mut new = false;
-        for entry in entries {
-            let name = entry?.file_name();
-            if !synced.contains(&name) {
-                match File::open(self.blobs.join(&name)) {
-                    Ok(f) => f.sync_data()?,
-                    // Removed by sled since the listing: an obsolete blob.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(e),
-                }
-                new = true;
-            }
-            present.insert(name);
-        }
-        if new {
-            File::open(&self.blobs)?.sync_all()?;
-        }
-        *synced = present;
-        Ok(())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_page_written_as_a_blob_is_synced_before_the_log() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = sled::Config::new()
-            .path(dir.path())
+    fn fsync_db(dir: &Path) -> sled::Db {
+        sled::Config::new()
+            .path(dir)
+            .sync_data(true)
             .open()
-            .expect("open sled");
-        let gc = GroupCommit::new(dir.path(), Durability::Fsync).expect("group commit");
-        let files = gc.data_file.clone().expect("fsync mode has data files");
-        db.insert("small", &[1u8; 64][..]).expect("insert");
-        gc.flush_now(&db).expect("flush");
-        let blobs_before = files.synced_blobs.lock().expect("lock").len();
-        // Over a quarter of the 512 KiB segment: sled writes it as a blob file.
-        db.insert("large", vec![7u8; 200 * 1024]).expect("insert");
-        gc.flush_now(&db).expect("flush");
-        let synced = files.synced_blobs.lock().expect("lock").clone();
-        assert_eq!(blobs_before, 0);
-        assert!(!synced.is_empty(), "the blob file was not seen");
-        let on_disk: HashSet<OsString> = std::fs::read_dir(dir.path().join("blobs"))
-            .expect("blobs dir")
-            .map(|e| e.expect("entry").file_name())
-            .collect();
-        assert!(
-            synced.is_subset(&on_disk) && on_disk.is_subset(&synced),
-            "{synced:?} vs {on_disk:?}"
+            .expect("open sled")
+    }
+
+    #[test]
+    fn a_page_written_as_a_blob_survives_a_reopen_with_synced_writes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = fsync_db(dir.path());
+            let gc = GroupCommit::new(dir.path(), Durability::Fsync).expect("group commit");
+            db.insert("small", &[1u8; 64][..]).expect("insert");
+            gc.flush_now(&db).expect("flush");
+            // Over a quarter of the 512 KiB segment: sled writes it as a blob file, which
+            // the patched sled syncs with its directory before the log points at it.
+            db.insert("large", vec![7u8; 200 * 1024]).expect("insert");
+            gc.flush_now(&db).expect("flush");
+            let blobs = std::fs::read_dir(dir.path().join("blobs"))
+                .expect("blobs dir")
+                .count();
+            assert!(blobs > 0, "no blob file was written");
+        }
+        let db = fsync_db(dir.path());
+        assert_eq!(
+            db.get("large").expect("read").as_deref(),
+            Some(&vec![7u8; 200 * 1024][..])
+        );
+        assert_eq!(
+            db.get("small").expect("read").as_deref(),
+            Some(&[1u8; 64][..])
         );
     }
 
     #[test]
     fn after_a_failed_flush_nothing_is_acknowledged_again() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = sled::Config::new()
-            .path(dir.path())
-            .open()
-            .expect("open sled");
-        let mut gc = GroupCommit::new(dir.path(), Durability::Fsync).expect("group commit");
-        // fdatasync of a pipe fails (EINVAL): a stand-in for a disk that fails a flush.
-        let (pipe, _writer) = std::io::pipe().expect("pipe");
-        gc.data_file = Some(Arc::new(DataFiles {
-            log: File::from(std::os::fd::OwnedFd::from(pipe)),
-            blobs: dir.path().join("blobs"),
-            synced_blobs: Mutex::new(HashSet::new()),
-        }));
+        let db = fsync_db(dir.path());
+        let gc = GroupCommit::new(dir.path(), Durability::Fsync).expect("group commit");
         db.insert("k", "v").expect("insert");
+        *gc.fail_next.lock().expect("lock") = Some(std::io::Error::other("EIO"));
         let first = gc.flush_now(&db).expect_err("the flush fails");
         assert!(!first.to_string().contains("earlier flush"), "{first}");
         // The disk "recovers"; sessiond does not pretend it did.
-        gc.data_file = None;
         let again = gc.flush_now(&db).expect_err("still refused");
         assert!(
             again.to_string().contains("an earlier flush failed"),
@@ -308,5 +271,22 @@ mod tests {
             asynced.to_string().contains("an earlier flush failed"),
             "{asynced}"
         );
+    }
+
+    #[test]
+    fn a_failure_in_the_group_path_is_reported_and_poisons() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = fsync_db(dir.path());
+        let gc = GroupCommit::new(dir.path(), Durability::Fsync).expect("group commit");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .expect("runtime");
+        db.insert("k", "v").expect("insert");
+        rt.block_on(gc.sync(&db)).expect("a healthy flush");
+        *gc.fail_next.lock().expect("lock") = Some(std::io::Error::other("EIO"));
+        let e = rt.block_on(gc.sync(&db)).expect_err("the flush fails");
+        assert!(e.to_string().contains("EIO"), "{e}");
+        assert!(gc.failure().is_some());
     }
 }

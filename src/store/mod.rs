@@ -295,6 +295,9 @@ impl Store {
             // sled's background flusher is the only part of sled that calls a real fsync;
             // this bounds the window in `Durability::Flush` mode.
             .flush_every_ms(Some(200))
+            // Every log write ends in fdatasync, blobs synced before the log points at
+            // them (vendor/sled/PATCHES.md): sled's own `flush()` is then durable.
+            .sync_data(opts.durability == Durability::Fsync)
             .open()
             .map_err(|e| match e {
                 // sled reports a held lock as an `Other` I/O error naming the lock.
