@@ -72,11 +72,6 @@ impl Sessiond {
             sessions: c.sessions as u64,
             refresh_tokens: c.refresh_tokens as u64,
         });
-        let count = match killed {
-            Some(c) => Count::Known(c),
-            // What the audit's later count judges "alive just before" against.
-            None => Count::Later(self.watermarks_before(account, &plan.targets)?),
-        };
         let upto = store.next_seq()?;
         let revocation = Revocation {
             at: self.now(),
@@ -98,7 +93,15 @@ impl Sessiond {
                 )
             })
             .collect();
-        let devices_forgotten = store.apply_revocation(account, &markers, plan.forget_devices)?;
+        let applied = store.apply_revocation(account, &markers, plan.forget_devices)?;
+        let devices_forgotten = applied.devices_forgotten;
+        let count = match killed {
+            Some(c) => Count::Known(c),
+            // What the audit's later count judges "alive just before" against.
+            None => {
+                Count::Later(self.watermarks_before(account, &plan.targets, &applied.previous)?)
+            }
+        };
         self.record_revoke_all(RevokeAllRecord {
             seq: upto,
             at: revocation.at,
@@ -117,14 +120,17 @@ impl Sessiond {
         Ok((revoked, upto, killed))
     }
 
-    /// The account's watermarks, now, that can cover a session `targets` cover: of the
-    /// scopes that reach such a session (single-key reads; all of the account's for
-    /// every-application targets, Okta's `oauthTokens`), of the kinds targeted. Only those:
-    /// they go into the audit entry written with every revocation.
+    /// The account's watermarks just before a revoke-all of `targets`, that can cover a
+    /// session `targets` cover: of the scopes that reach such a session (single-key reads;
+    /// all of the account's for every-application targets, Okta's `oauthTokens`), of the
+    /// kinds targeted. Only those: they go into the audit entry written with every
+    /// revocation. Called under the account's lock right after the revoke-all's write:
+    /// `previous` holds what it replaced, every other scope is as it was.
     fn watermarks_before(
         &self,
         account: &AccountId,
         targets: &[(Scope, SessionKind)],
+        previous: &[(Scope, ScopeMarkers)],
     ) -> Result<Vec<Watermark>> {
         let store = self.store();
         let reaches = |scope: Scope| {
@@ -134,8 +140,15 @@ impl Sessiond {
                 Scope::AllApps => scope != Scope::NoApp,
             })
         };
+        let before = |scope: Scope| previous.iter().find(|(s, _)| *s == scope).map(|(_, m)| m);
         let markers = if targets.iter().any(|(s, _)| *s == Scope::AllApps) {
-            store.markers_of(account)?
+            let mut all: Vec<(Scope, ScopeMarkers)> = store
+                .markers_of(account)?
+                .into_iter()
+                .filter(|(scope, _)| before(*scope).is_none())
+                .collect();
+            all.extend(previous.iter().cloned());
+            all
         } else {
             let mut scopes: Vec<Scope> = Vec::new();
             for (scope, _) in targets {
@@ -148,7 +161,11 @@ impl Sessiond {
             }
             let mut found = Vec::new();
             for scope in scopes {
-                if let Some(m) = store.scope_markers(account, scope)? {
+                let m = match before(scope) {
+                    Some(m) => Some(m.clone()),
+                    None => store.scope_markers(account, scope)?,
+                };
+                if let Some(m) = m {
                     found.push((scope, m));
                 }
             }

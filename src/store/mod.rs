@@ -130,6 +130,15 @@ pub struct NewSubject<'a> {
     pub subject: &'a str,
 }
 
+/// What [`Store::apply_revocation`] did: the devices it removed, and the watermarks of each
+/// scope it wrote as they were just before (empty where there were none), so that the
+/// caller, holding the account's lock, need not read them a second time.
+#[derive(Debug)]
+pub struct Applied {
+    pub devices_forgotten: usize,
+    pub previous: Vec<(Scope, ScopeMarkers)>,
+}
+
 pub struct Store {
     db: sled::Db,
     t: Trees,
@@ -855,20 +864,21 @@ impl Store {
         account: &AccountId,
         markers: &[(Scope, SessionKind, Marker)],
         forget_devices: bool,
-    ) -> Result<usize> {
+    ) -> Result<Applied> {
         let _w = self.writing();
-        let mut scopes: Vec<(Scope, ScopeMarkers)> = Vec::new();
+        let mut previous: Vec<(Scope, ScopeMarkers)> = Vec::new();
+        for (scope, _, _) in markers {
+            if !previous.iter().any(|(s, _)| s == scope) {
+                let current: Option<ScopeMarkers> =
+                    get(&self.t.markers, "markers", &keys::marker(account, *scope))?;
+                previous.push((*scope, current.unwrap_or_default()));
+            }
+        }
+        let mut scopes = previous.clone();
         for (scope, kind, m) in markers {
-            let at = match scopes.iter().position(|(s, _)| s == scope) {
-                Some(i) => i,
-                None => {
-                    let current: Option<ScopeMarkers> =
-                        get(&self.t.markers, "markers", &keys::marker(account, *scope))?;
-                    scopes.push((*scope, current.unwrap_or_default()));
-                    scopes.len() - 1
-                }
-            };
-            scopes[at].1.set(*kind, m.clone());
+            if let Some((_, record)) = scopes.iter_mut().find(|(s, _)| s == scope) {
+                record.set(*kind, m.clone());
+            }
         }
         let encoded: Vec<(Vec<u8>, Vec<u8>)> = scopes
             .iter()
@@ -876,7 +886,10 @@ impl Store {
             .collect::<Result<_>>()?;
         if !forget_devices && let [(k, v)] = encoded.as_slice() {
             self.t.markers.insert(k.as_slice(), v.as_slice())?;
-            return Ok(0);
+            return Ok(Applied {
+                devices_forgotten: 0,
+                previous,
+            });
         }
         let device_keys: Vec<sled::IVec> = if forget_devices {
             self.t
@@ -898,7 +911,10 @@ impl Store {
                 Ok(())
             },
         )?;
-        Ok(device_keys.len())
+        Ok(Applied {
+            devices_forgotten: device_keys.len(),
+            previous,
+        })
     }
 
     /// The watermarks of one (account, scope).
