@@ -21,6 +21,7 @@
 //! - `jtis`: app ‖ jti → expiry (client-JWT replay detection)
 //! - `audit`: account ‖ seq → AuditEntry (every revocation)
 
+mod appcache;
 mod backup;
 mod check;
 pub mod codec;
@@ -147,6 +148,8 @@ pub struct Store {
     /// Every write holds its shared side for the write's duration; a snapshot holds the
     /// exclusive side, so it sees no write half done (`backup.rs`).
     writes: std::sync::RwLock<()>,
+    /// Applications and Rownd keys as last read (`appcache.rs`).
+    apps: appcache::AppCache,
 }
 
 impl Drop for Store {
@@ -343,6 +346,7 @@ impl Store {
             dir: dir.to_owned(),
             commit,
             writes: std::sync::RwLock::new(()),
+            apps: appcache::AppCache::default(),
         };
         // Once per store: the scan reads every watermark, which start-up need not repeat.
         if store.meta(MARKERS_LAYOUT_META)?.as_deref() != Some(MARKERS_LAYOUT) {
@@ -497,7 +501,7 @@ impl Store {
         let _w = self.writing();
         let value = enc("apps", app)?;
         let kvalue = enc("rownd_keys", key)?;
-        (&self.t.apps, &self.t.app_anchors, &self.t.rownd_keys).transaction(
+        let written = (&self.t.apps, &self.t.app_anchors, &self.t.rownd_keys).transaction(
             |(apps, anchors, rkeys)| {
                 if anchors.get(app.anchor.as_str())?.is_some() {
                     return abort(StoreError::Taken("application id"));
@@ -507,21 +511,37 @@ impl Store {
                 rkeys.insert(key.key.as_bytes(), kvalue.clone())?;
                 Ok(())
             },
-        )?;
+        );
+        self.apps.invalidate();
+        written?;
         Ok(())
     }
 
     pub fn put_app(&self, app: &Application) -> Result<()> {
         let _w = self.writing();
-        self.t.apps.insert(keys::app(app.key), enc("apps", app)?)?;
+        let written = self.t.apps.insert(keys::app(app.key), enc("apps", app)?);
+        self.apps.invalidate();
+        written?;
         Ok(())
     }
 
     pub fn app(&self, key: AppKey) -> Result<Option<Application>> {
-        get(&self.t.apps, "apps", &keys::app(key))
+        if let Some(app) = self.apps.app(key) {
+            return Ok(Some(app));
+        }
+        let since = self.apps.generation();
+        let app: Option<Application> = get(&self.t.apps, "apps", &keys::app(key))?;
+        if let Some(app) = &app {
+            self.apps.fill_app(since, app);
+        }
+        Ok(app)
     }
 
     pub fn app_by_anchor(&self, anchor: &str) -> Result<Option<Application>> {
+        if let Some(key) = self.apps.anchor(anchor) {
+            return self.app(key);
+        }
+        let since = self.apps.generation();
         match self.t.app_anchors.get(anchor)? {
             Some(k) => {
                 let k: [u8; 8] = k.as_ref().try_into().map_err(|_| StoreError::Corrupt {
@@ -529,7 +549,9 @@ impl Store {
                     key: anchor.to_owned(),
                     detail: "application key is not 8 bytes".into(),
                 })?;
-                self.app(AppKey(u64::from_be_bytes(k)))
+                let key = AppKey(u64::from_be_bytes(k));
+                self.apps.fill_anchor(since, anchor, key);
+                self.app(key)
             }
             None => Ok(None),
         }
@@ -549,14 +571,25 @@ impl Store {
 
     pub fn put_rownd_key(&self, key: &RowndKey) -> Result<()> {
         let _w = self.writing();
-        self.t
+        let written = self
+            .t
             .rownd_keys
-            .insert(key.key.as_bytes(), enc("rownd_keys", key)?)?;
+            .insert(key.key.as_bytes(), enc("rownd_keys", key)?);
+        self.apps.invalidate();
+        written?;
         Ok(())
     }
 
     pub fn rownd_key(&self, key: &str) -> Result<Option<RowndKey>> {
-        get(&self.t.rownd_keys, "rownd_keys", key.as_bytes())
+        if let Some(k) = self.apps.rownd_key(key) {
+            return Ok(Some(k));
+        }
+        let since = self.apps.generation();
+        let k: Option<RowndKey> = get(&self.t.rownd_keys, "rownd_keys", key.as_bytes())?;
+        if let Some(k) = &k {
+            self.apps.fill_rownd_key(since, k);
+        }
+        Ok(k)
     }
 
     // ---- accounts ---------------------------------------------------------------------
@@ -1072,6 +1105,64 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = Store::open(dir.path(), &StoreOptions::default()).expect("open");
         (dir, s)
+    }
+
+    #[test]
+    fn application_reads_see_every_write_through_the_cache() {
+        let (_d, s) = store();
+        let mut app = Application {
+            key: AppKey(3),
+            anchor: Anchor::parse("cached").expect("anchor"),
+            name: "Cached".into(),
+            enabled: true,
+            sector: SectorId(1),
+            connect_public_key_pem: None,
+            login_expiration_days: 90,
+            created: 1,
+        };
+        let mut key = RowndKey {
+            app: app.key,
+            key: "key_cached".into(),
+            secret_hash: TokenHash([5; 32]),
+            created: 1,
+            revoked_at: None,
+        };
+        // Misses are not remembered: the application is found once created.
+        assert_eq!(s.app_by_anchor("cached").expect("read"), None);
+        assert_eq!(s.rownd_key("key_cached").expect("read"), None);
+        s.create_app(&app, &key).expect("create");
+        // Twice each: the first read fills the cache, the second reads it.
+        for _ in 0..2 {
+            assert_eq!(
+                s.app_by_anchor("cached").expect("read").as_ref(),
+                Some(&app)
+            );
+            assert_eq!(s.app(app.key).expect("read").as_ref(), Some(&app));
+            assert_eq!(
+                s.rownd_key("key_cached").expect("read").as_ref(),
+                Some(&key)
+            );
+        }
+        app.enabled = false;
+        s.put_app(&app).expect("disable");
+        assert_eq!(
+            s.app_by_anchor("cached").expect("read").as_ref(),
+            Some(&app)
+        );
+        assert_eq!(s.app(app.key).expect("read").as_ref(), Some(&app));
+        key.revoked_at = Some(2);
+        s.put_rownd_key(&key).expect("revoke key");
+        assert_eq!(
+            s.rownd_key("key_cached").expect("read").as_ref(),
+            Some(&key)
+        );
+        // A read that started before a write does not put back what it read.
+        let since = s.apps.generation();
+        let stale = app.clone();
+        app.enabled = true;
+        s.put_app(&app).expect("enable");
+        s.apps.fill_app(since, &stale);
+        assert_eq!(s.app(app.key).expect("read").as_ref(), Some(&app));
     }
 
     #[test]
