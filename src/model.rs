@@ -413,7 +413,7 @@ pub struct Marker {
 
 /// The watermarks of one (account, scope), at most one per session kind, kept under one key
 /// so that a revoke-all of one scope is a single-key write. (A sled 0.34 transaction writes
-/// the log out with `sync_file_range` before it commits, and holds a store-wide lock while
+/// the log out and waits for the device before it commits, and holds a store-wide lock while
 /// it does: a revoke-all in a transaction costs a disk write even when nothing waits for it.)
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScopeMarkers {

@@ -7,18 +7,26 @@
 //! does. Every write to the application trees goes through `Store`, which calls
 //! [`AppCache::invalidate`] after the write: a read that raced with it cannot put back the
 //! value from before, because it fills the cache only if no invalidation happened since
-//! it started reading ([`AppCache::generation`]).
+//! it started reading ([`AppCache::get_or_load`]).
 
+use super::Result;
 use crate::model::{AppKey, Application, RowndKey};
 use std::collections::HashMap;
 use std::sync::RwLock;
 
+/// What is kept: each record by the key a request looks it up with.
+#[derive(Default)]
+pub(super) struct Maps {
+    pub apps: HashMap<AppKey, Application>,
+    pub anchors: HashMap<String, AppKey>,
+    pub rownd_keys: HashMap<String, RowndKey>,
+}
+
 #[derive(Default)]
 struct Inner {
+    /// Bumped by every invalidation.
     generation: u64,
-    apps: HashMap<AppKey, Application>,
-    anchors: HashMap<String, AppKey>,
-    rownd_keys: HashMap<String, RowndKey>,
+    maps: Maps,
 }
 
 #[derive(Default)]
@@ -34,50 +42,36 @@ impl AppCache {
         self.0.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Taken before reading the store on a miss, handed back to the `fill_*` call.
-    pub(super) fn generation(&self) -> u64 {
-        self.read().generation
-    }
-
     /// Drops everything: called after every write to the application trees.
     pub(super) fn invalidate(&self) {
         let mut c = self.write();
         c.generation += 1;
-        c.apps.clear();
-        c.anchors.clear();
-        c.rownd_keys.clear();
+        c.maps = Maps::default();
     }
 
-    pub(super) fn app(&self, key: AppKey) -> Option<Application> {
-        self.read().apps.get(&key).cloned()
-    }
-
-    pub(super) fn anchor(&self, anchor: &str) -> Option<AppKey> {
-        self.read().anchors.get(anchor).copied()
-    }
-
-    pub(super) fn rownd_key(&self, key: &str) -> Option<RowndKey> {
-        self.read().rownd_keys.get(key).cloned()
-    }
-
-    pub(super) fn fill_app(&self, since: u64, app: &Application) {
-        let mut c = self.write();
-        if c.generation == since {
-            c.apps.insert(app.key, app.clone());
+    /// What `cached` finds; else what `load` reads from the store, kept by `keep` unless
+    /// the trees were written (the cache invalidated) since the load began. `None` from
+    /// the store is returned and not kept.
+    pub(super) fn get_or_load<T>(
+        &self,
+        cached: impl FnOnce(&Maps) -> Option<T>,
+        load: impl FnOnce() -> Result<Option<T>>,
+        keep: impl FnOnce(&mut Maps, &T),
+    ) -> Result<Option<T>> {
+        let since = {
+            let c = self.read();
+            if let Some(found) = cached(&c.maps) {
+                return Ok(Some(found));
+            }
+            c.generation
+        };
+        let loaded = load()?;
+        if let Some(found) = &loaded {
+            let mut c = self.write();
+            if c.generation == since {
+                keep(&mut c.maps, found);
+            }
         }
-    }
-
-    pub(super) fn fill_anchor(&self, since: u64, anchor: &str, key: AppKey) {
-        let mut c = self.write();
-        if c.generation == since {
-            c.anchors.insert(anchor.to_owned(), key);
-        }
-    }
-
-    pub(super) fn fill_rownd_key(&self, since: u64, key: &RowndKey) {
-        let mut c = self.write();
-        if c.generation == since {
-            c.rownd_keys.insert(key.key.clone(), key.clone());
-        }
+        Ok(loaded)
     }
 }

@@ -526,33 +526,35 @@ impl Store {
     }
 
     pub fn app(&self, key: AppKey) -> Result<Option<Application>> {
-        if let Some(app) = self.apps.app(key) {
-            return Ok(Some(app));
-        }
-        let since = self.apps.generation();
-        let app: Option<Application> = get(&self.t.apps, "apps", &keys::app(key))?;
-        if let Some(app) = &app {
-            self.apps.fill_app(since, app);
-        }
-        Ok(app)
+        self.apps.get_or_load(
+            |c| c.apps.get(&key).cloned(),
+            || get(&self.t.apps, "apps", &keys::app(key)),
+            |c, app| {
+                c.apps.insert(key, app.clone());
+            },
+        )
     }
 
     pub fn app_by_anchor(&self, anchor: &str) -> Result<Option<Application>> {
-        if let Some(key) = self.apps.anchor(anchor) {
-            return self.app(key);
-        }
-        let since = self.apps.generation();
-        match self.t.app_anchors.get(anchor)? {
-            Some(k) => {
-                let k: [u8; 8] = k.as_ref().try_into().map_err(|_| StoreError::Corrupt {
-                    tree: "app_anchors",
-                    key: anchor.to_owned(),
-                    detail: "application key is not 8 bytes".into(),
-                })?;
-                let key = AppKey(u64::from_be_bytes(k));
-                self.apps.fill_anchor(since, anchor, key);
-                self.app(key)
-            }
+        let key = self.apps.get_or_load(
+            |c| c.anchors.get(anchor).copied(),
+            || match self.t.app_anchors.get(anchor)? {
+                Some(k) => {
+                    let k: [u8; 8] = k.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                        tree: "app_anchors",
+                        key: anchor.to_owned(),
+                        detail: "application key is not 8 bytes".into(),
+                    })?;
+                    Ok(Some(AppKey(u64::from_be_bytes(k))))
+                }
+                None => Ok(None),
+            },
+            |c, key| {
+                c.anchors.insert(anchor.to_owned(), *key);
+            },
+        )?;
+        match key {
+            Some(key) => self.app(key),
             None => Ok(None),
         }
     }
@@ -581,15 +583,13 @@ impl Store {
     }
 
     pub fn rownd_key(&self, key: &str) -> Result<Option<RowndKey>> {
-        if let Some(k) = self.apps.rownd_key(key) {
-            return Ok(Some(k));
-        }
-        let since = self.apps.generation();
-        let k: Option<RowndKey> = get(&self.t.rownd_keys, "rownd_keys", key.as_bytes())?;
-        if let Some(k) = &k {
-            self.apps.fill_rownd_key(since, k);
-        }
-        Ok(k)
+        self.apps.get_or_load(
+            |c| c.rownd_keys.get(key).cloned(),
+            || get(&self.t.rownd_keys, "rownd_keys", key.as_bytes()),
+            |c, k| {
+                c.rownd_keys.insert(key.to_owned(), k.clone());
+            },
+        )
     }
 
     // ---- accounts ---------------------------------------------------------------------
@@ -835,8 +835,8 @@ impl Store {
 
     /// Refresh-token rotation as ordered single-key writes, not a transaction: in sled 0.34
     /// a transaction takes a store-wide write lock, which stalls every other read and write
-    /// while it waits for them, and it seals the log buffer (a `pwrite` and its
-    /// `sync_file_range`). The order keeps every crash state safe, because sled recovers a
+    /// while it waits for them, and it seals the log buffer (a `pwrite` and its sync). The
+    /// order keeps every crash state safe, because sled recovers a
     /// prefix of its log:
     /// 1. `replaced`: the session's tokens this rotation replaces, copied to the `tokens`
     ///    tree (the refresh token consumed). Until step 2 the session record still holds
@@ -1156,12 +1156,24 @@ mod tests {
             s.rownd_key("key_cached").expect("read").as_ref(),
             Some(&key)
         );
-        // A read that started before a write does not put back what it read.
-        let since = s.apps.generation();
+        // A read that started before a write does not put back what it read: the write
+        // lands between this load's read and its fill.
         let stale = app.clone();
         app.enabled = true;
-        s.put_app(&app).expect("enable");
-        s.apps.fill_app(since, &stale);
+        let read = s
+            .apps
+            .get_or_load(
+                |_| None,
+                || {
+                    s.put_app(&app)?;
+                    Ok(Some(stale.clone()))
+                },
+                |c, a| {
+                    c.apps.insert(a.key, a.clone());
+                },
+            )
+            .expect("load");
+        assert_eq!(read.as_ref(), Some(&stale));
         assert_eq!(s.app(app.key).expect("read").as_ref(), Some(&app));
     }
 
