@@ -491,7 +491,7 @@ impl Sessiond {
                 None => None,
             };
             if !accounts.contains(&new.account) {
-                if store.account(&new.account)?.is_none() {
+                if !store.has_account(&new.account)? {
                     return Err(Error::NotFound("account"));
                 }
                 accounts.insert(new.account);

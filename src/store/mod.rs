@@ -627,6 +627,12 @@ impl Store {
         get(&self.t.accounts, "accounts", &id.0)
     }
 
+    /// Whether the account exists: one key lookup, without decoding the record, for the
+    /// paths that need nothing else of it (every revoke-all checks it under the lock).
+    pub fn has_account(&self, id: &AccountId) -> Result<bool> {
+        Ok(self.t.accounts.contains_key(id.0)?)
+    }
+
     fn account_via(
         &self,
         index: &Tree,
