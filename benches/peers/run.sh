@@ -125,9 +125,11 @@ SESSIOND_PORT=$(free_port)
 ADMIN_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 # The flood guard is per credential, and the load generator reuses each app's credential.
 # `--log-level warn`: no line per request, as PostgreSQL and Redis log none.
+# What a run revoked is swept between runs (`--between-runs-post /sweep` below, untimed, as
+# PostgreSQL is vacuumed between its runs): no retention, and no background sweep in a run.
 "$SESSIOND" serve --listen "127.0.0.1:$SESSIOND_PORT" --data "$WORK/sessiond" \
     --admin-token="$ADMIN_TOKEN" --credential-limit-per-minute 0 --log-level warn \
-    2>"$WORK/sessiond.log" &
+    --tombstone-retention 0s --sweep-interval 24h 2>"$WORK/sessiond.log" &
 SESSIOND_PID=$!
 wait_for sessiond curl -fsS "http://127.0.0.1:$SESSIOND_PORT/healthz"
 
@@ -139,6 +141,7 @@ say "sessiond: $ACCOUNTS accounts × $APPS apps × $PER_PAIR, $REPEAT × ${SECON
 SECONDS=0
 "$SESSIOND" bench --target "http://127.0.0.1:$SESSIOND_PORT" --admin-token="$ADMIN_TOKEN" \
     --shape rownd --label "sessiond (fsync)" --sessions-per-pair "$PER_PAIR" "${COMMON[@]}" \
+    --between-runs-post /sweep \
     --json "$OUT/sessiond.json" --svg "$OUT/sessiond.svg" | tee "$OUT/sessiond.md" ||
     failed+=(sessiond)
 echo "sessiond took ${SECONDS} s" >&2

@@ -69,6 +69,12 @@ pub struct Args {
     /// while the revocations run, over accounts no revoke touches.
     #[arg(long, default_value_t = 0)]
     pub refresh_connections: usize,
+    /// After each run's revocations are put back, `POST` this path of the provisioning API
+    /// (under `--admin-prefix`) and wait for its answer, untimed. For sessiond, `/sweep`
+    /// with the server's `--tombstone-retention 0s` removes what the run revoked: the
+    /// counterpart of the `VACUUM` the peers run between theirs. Empty: nothing.
+    #[arg(long, default_value = "")]
+    pub between_runs_post: String,
     /// Parallel provisioning calls while seeding and restoring.
     #[arg(long, default_value_t = 64)]
     pub seed_connections: usize,
@@ -356,6 +362,13 @@ pub async fn run(args: Args, out: &mut dyn std::io::Write) -> anyhow::Result<boo
                 })
                 .collect();
             dataset::restore(&prov, ds_mut, &pairs, args.seed_connections).await?;
+            if !args.between_runs_post.is_empty() {
+                let answer = prov
+                    .post(&args.between_runs_post)
+                    .await
+                    .context("--between-runs-post")?;
+                eprintln!("between runs: POST {} → {answer}", args.between_runs_post);
+            }
             pos = (pos + consumed) % units;
         }
     }
