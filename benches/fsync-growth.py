@@ -10,6 +10,8 @@ difference on the disk under DIR (default: the current directory), 4 KiB writes:
   append_sfr    the same with sync_file_range(WAIT_BEFORE|WRITE|WAIT_AFTER) first (sled's flush)
   prealloc      each block into a zero-filled, already-synced region, then fdatasync
   prealloc_sfr  the same with sync_file_range first
+  fallocate     each block into a region posix_fallocate reserved (unwritten extents, the
+                file's size already set), then fdatasync
 
     python3 benches/fsync-growth.py [DIR] [WRITES]
 """
@@ -28,6 +30,9 @@ def run(d, mode, n):
     try:
         if mode.startswith("prealloc"):
             os.pwrite(fd, b"\0" * ((n + 1) * 4096), 0)
+            os.fsync(fd)
+        elif mode == "fallocate":
+            os.posix_fallocate(fd, 0, (n + 1) * 4096)
             os.fsync(fd)
         block = b"\x5a" * 4096
         took = []
@@ -52,7 +57,7 @@ def main():
     d = sys.argv[1] if len(sys.argv) > 1 else "."
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 3000
     for _ in range(2):  # interleaved repetitions: the disk's speed drifts
-        for mode in ["overwrite", "append", "append_sfr", "prealloc", "prealloc_sfr"]:
+        for mode in ["overwrite", "append", "append_sfr", "prealloc", "prealloc_sfr", "fallocate"]:
             run(d, mode, n)
 
 
