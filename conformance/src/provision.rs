@@ -99,14 +99,14 @@ impl Provisioner {
         .await
     }
 
-    /// An account with no password or email (the load generator's: argon2id for 100,000
-    /// accounts would take longer than the benchmark). PROVISIONING.md: both are optional.
     /// `POST` of a path of the provisioning API with no body, for what a target offers
     /// beyond the protocol (the load generator's `--between-runs-post`): its JSON answer.
     pub async fn post(&self, path: &str) -> anyhow::Result<Value> {
         self.call(reqwest::Method::POST, path, None).await
     }
 
+    /// An account with no password or email (the load generator's: argon2id for 100,000
+    /// accounts would take longer than the benchmark). PROVISIONING.md: both are optional.
     pub async fn create_account_without_password(&self, login: &str) -> anyhow::Result<Value> {
         self.call(
             reqwest::Method::POST,
