@@ -498,31 +498,40 @@ impl Store {
     /// Creates an application with its first Rownd key. Fails with `Taken` if the anchor
     /// is in use.
     pub fn create_app(&self, app: &Application, key: &RowndKey) -> Result<()> {
-        let _w = self.writing();
         let value = enc("apps", app)?;
         let kvalue = enc("rownd_keys", key)?;
-        let written = (&self.t.apps, &self.t.app_anchors, &self.t.rownd_keys).transaction(
-            |(apps, anchors, rkeys)| {
-                if anchors.get(app.anchor.as_str())?.is_some() {
-                    return abort(StoreError::Taken("application id"));
-                }
-                anchors.insert(app.anchor.as_str(), &keys::app(app.key))?;
-                apps.insert(&keys::app(app.key), value.clone())?;
-                rkeys.insert(key.key.as_bytes(), kvalue.clone())?;
-                Ok(())
-            },
-        );
-        self.apps.invalidate();
-        written?;
-        Ok(())
+        self.write_apps(|| {
+            (&self.t.apps, &self.t.app_anchors, &self.t.rownd_keys).transaction(
+                |(apps, anchors, rkeys)| {
+                    if anchors.get(app.anchor.as_str())?.is_some() {
+                        return abort(StoreError::Taken("application id"));
+                    }
+                    anchors.insert(app.anchor.as_str(), &keys::app(app.key))?;
+                    apps.insert(&keys::app(app.key), value.clone())?;
+                    rkeys.insert(key.key.as_bytes(), kvalue.clone())?;
+                    Ok(())
+                },
+            )?;
+            Ok(())
+        })
     }
 
     pub fn put_app(&self, app: &Application) -> Result<()> {
+        let value = enc("apps", app)?;
+        self.write_apps(|| {
+            self.t.apps.insert(keys::app(app.key), value)?;
+            Ok(())
+        })
+    }
+
+    /// Every write to the application trees (`apps`, `app_anchors`, `rownd_keys`) goes
+    /// through here: the cache of them (`appcache.rs`) is dropped once it is done, failed
+    /// or not.
+    fn write_apps(&self, write: impl FnOnce() -> Result<()>) -> Result<()> {
         let _w = self.writing();
-        let written = self.t.apps.insert(keys::app(app.key), enc("apps", app)?);
+        let written = write();
         self.apps.invalidate();
-        written?;
-        Ok(())
+        written
     }
 
     pub fn app(&self, key: AppKey) -> Result<Option<Application>> {
@@ -572,14 +581,11 @@ impl Store {
     }
 
     pub fn put_rownd_key(&self, key: &RowndKey) -> Result<()> {
-        let _w = self.writing();
-        let written = self
-            .t
-            .rownd_keys
-            .insert(key.key.as_bytes(), enc("rownd_keys", key)?);
-        self.apps.invalidate();
-        written?;
-        Ok(())
+        let value = enc("rownd_keys", key)?;
+        self.write_apps(|| {
+            self.t.rownd_keys.insert(key.key.as_bytes(), value)?;
+            Ok(())
+        })
     }
 
     pub fn rownd_key(&self, key: &str) -> Result<Option<RowndKey>> {
