@@ -173,25 +173,88 @@ pub enum LogFormat {
 }
 
 /// Installs the global subscriber, writing to standard error. `filter` is an `EnvFilter`
-/// directive (`info`, `warn`, `sessiond=debug,info`, ...).
+/// directive (`info`, `warn`, `sessiond=debug,info`, ...). Records of the `log` crate
+/// (sled's, rustls') reach it through [`LogBridge`].
 pub fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
+    use tracing_subscriber::layer::SubscriberExt;
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .with_context(|| format!("invalid --log-level `{filter}`"))?;
     use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let text = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    let installed = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
+    let lines: Box<dyn tracing_subscriber::Layer<_> + Send + Sync> = match format {
+        LogFormat::Text => Box::new(text),
+        LogFormat::Json => Box::new(
+            text.json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_span_list(false),
+        ),
     };
-    installed.map_err(|e| anyhow::anyhow!("installing the logger: {e}"))
+    // The order matters: `MarkLive` sees each event after the lines layer has formatted it.
+    let subscriber = tracing_subscriber::registry()
+        .with(filter)
+        .with(lines)
+        .with(MarkLive);
+    tracing::subscriber::set_global_default(subscriber)
+        .map_err(|e| anyhow::anyhow!("installing the logger: {e}"))?;
+    use tracing_log::AsLog;
+    log::set_boxed_logger(Box::new(LogBridge(tracing_log::LogTracer::new())))
+        .map_err(|e| anyhow::anyhow!("installing the log bridge: {e}"))?;
+    log::set_max_level(tracing::level_filters::LevelFilter::current().as_log());
+    Ok(())
+}
+
+/// `tracing-log`'s bridge, except on a thread whose thread-locals are being destroyed.
+///
+/// sled logs from closures that crossbeam-epoch runs whenever a thread collects garbage,
+/// including from a thread-local destructor while the thread exits (a tokio worker at
+/// shutdown, an idle blocking thread). By then the fmt layer's own thread-local buffer may
+/// be gone, and it panics on it (tokio-rs/tracing#3239), which aborts the process: at
+/// `--log-level trace`, one stop in fourteen ended in SIGABRT after a clean flush. Such a
+/// record is dropped instead.
+struct LogBridge(tracing_log::LogTracer);
+
+impl log::Log for LogBridge {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        self.0.enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !GONE.get() {
+            self.0.log(record);
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+thread_local! {
+    /// Set when this thread's log buffer may be gone. Has no destructor, so it can be read
+    /// while the others run.
+    static GONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// First touched right after the thread's first formatted event, so after the fmt
+    /// layer's buffer, and thread-locals are destroyed last-registered first: this one's
+    /// destructor runs before that buffer is gone.
+    static LIVE: Live = const { Live };
+}
+
+struct Live;
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        GONE.set(true);
+    }
+}
+
+/// The layer that registers [`LIVE`] on each thread that formats an event.
+struct MarkLive;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for MarkLive {
+    fn on_event(&self, _: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let _ = LIVE.try_with(|_| ());
+    }
 }
 
 /// A duration setting: `90s`, `15m`, `24h`, `7d`, `1h 30m` or ISO 8601 (`PT24H`); a day is

@@ -2543,9 +2543,13 @@ impl Binary {
             match self.child.try_wait().expect("wait") {
                 Some(status) => {
                     graceful = termed && status.success();
+                    if !graceful {
+                        eprintln!("sessiond ended with {status} (SIGTERM sent: {termed})");
+                    }
                     break;
                 }
                 None if std::time::Instant::now() > deadline => {
+                    eprintln!("sessiond still running 20 s after SIGTERM (sent: {termed}); killed");
                     let _ = self.child.kill();
                     let _ = self.child.wait();
                     break;
@@ -2624,7 +2628,11 @@ async fn logs_never_hold_a_token_secret_or_password() {
             "the log mentions {expected:?}:\n{log}"
         );
     }
-    assert!(graceful, "sessiond stops cleanly on SIGTERM");
+    assert!(
+        graceful,
+        "sessiond stops cleanly on SIGTERM; stdout:\n{}\n--- stderr ---\n{log}",
+        String::from_utf8_lossy(&stdout)
+    );
     assert!(log.contains("stopped; store flushed"), "{log}");
     let mut leaks = Vec::new();
     for (stream, bytes) in [
