@@ -57,7 +57,9 @@ pub enum AdminCommand {
     ApiTokens(ApiTokens),
     /// What any token is, and the state of its session.
     Introspect {
-        /// The token (access, refresh, login, personal access token or hub JWT).
+        /// The token (access, refresh, login, personal access token or hub JWT). One that
+        /// begins with `-` (base64url has it as a digit) is still the token, not a flag.
+        #[arg(allow_hyphen_values = true)]
         token: String,
     },
     /// Revocations, newest first.

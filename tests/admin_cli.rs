@@ -84,6 +84,8 @@ fn the_admin_commands_provision_list_revoke_and_audit() {
     assert_eq!(ok(&["sessions", "revoke", &sid])["revoked_now"], true);
     assert_eq!(ok(&["sessions", "get", &sid])["state"], "revoked");
     assert_eq!(ok(&["introspect", &refresh])["active"], false);
+    // A token may begin with `-` (one in 64 does): it is the argument, not a flag.
+    assert_eq!(ok(&["introspect", "-yUtJGdjM5JS_tsvZwl"])["active"], false);
     let audit = ok(&["audit", "--account", &alice, "--limit", "5"]);
     assert_eq!(
         audit["entries"][0]["operation"], "admin.revoke_session",

@@ -7,7 +7,7 @@
 //! `{"statusCode", "error", "message"}`.
 
 use super::wire::{self, Req, Resp};
-use crate::domain::{Refreshed, Sessiond, TokenCheck};
+use crate::domain::{Error, Refreshed, Sessiond, TokenCheck};
 use crate::model::*;
 use http::StatusCode;
 use serde::Deserialize;
@@ -137,14 +137,10 @@ async fn signout(state: &Sessiond, req: &Req, app_id: &str, user: &str) -> Resp 
             );
         }
     };
+    // Whether the user exists is the domain's to say, under the account's lock.
     let Some(account) = AccountId::parse(user) else {
         return error(StatusCode::NOT_FOUND, "user not found");
     };
-    match state.account(&account) {
-        Ok(Some(_)) => {}
-        Ok(None) => return error(StatusCode::NOT_FOUND, "user not found"),
-        Err(e) => return internal(&e),
-    }
     let credential = match &caller {
         Caller::User { session, .. } => Credential::Session(*session),
         Caller::App(_) => {
@@ -168,6 +164,7 @@ async fn signout(state: &Sessiond, req: &Req, app_id: &str, user: &str) -> Resp 
     };
     match result {
         Ok(()) => wire::empty(StatusCode::NO_CONTENT),
+        Err(Error::NotFound("account")) => error(StatusCode::NOT_FOUND, "user not found"),
         Err(e) => internal(&e),
     }
 }
