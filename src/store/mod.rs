@@ -150,6 +150,12 @@ pub struct Store {
     writes: std::sync::RwLock<()>,
     /// Applications and Rownd keys as last read (`appcache.rs`).
     apps: appcache::AppCache,
+    /// The accounts that may have every-application watermarks (Okta's `oauthTokens`):
+    /// built at open from the `markers` keys, added to before such a watermark is written,
+    /// never removed from (watermarks are never deleted). Every check of an application's
+    /// session, and every per-app revoke-all, asks for that scope's watermarks; for the
+    /// other accounts the answer is known without a read.
+    all_apps: std::sync::RwLock<std::collections::HashSet<AccountId>>,
 }
 
 impl Drop for Store {
@@ -347,6 +353,7 @@ impl Store {
             commit,
             writes: std::sync::RwLock::new(()),
             apps: appcache::AppCache::default(),
+            all_apps: Default::default(),
         };
         // Once per store: the scan reads every watermark, which start-up need not repeat.
         if store.meta(MARKERS_LAYOUT_META)?.as_deref() != Some(MARKERS_LAYOUT) {
@@ -354,7 +361,43 @@ impl Store {
             store.set_meta(MARKERS_LAYOUT_META, MARKERS_LAYOUT)?;
             store.sync_blocking()?;
         }
+        store.load_all_apps_hint()?;
         Ok(store)
+    }
+
+    /// Fills [`Store::all_apps`] from the `markers` keys: one pass over the keys, no value
+    /// decoded.
+    pub(super) fn load_all_apps_hint(&self) -> Result<()> {
+        let all_apps = keys::marker(&AccountId([0; AccountId::LEN]), Scope::AllApps);
+        let tail = &all_apps[AccountId::LEN..];
+        let mut hint = self.all_apps_hint_mut();
+        for k in self.t.markers.iter().keys() {
+            let k = k?;
+            if k.len() == keys::MARKER_KEY_LEN && k.ends_with(tail) {
+                let mut id = [0; AccountId::LEN];
+                id.copy_from_slice(&k[..AccountId::LEN]);
+                hint.insert(AccountId(id));
+            }
+        }
+        Ok(())
+    }
+
+    fn all_apps_hint_mut(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, std::collections::HashSet<AccountId>> {
+        // A set updated in single inserts: a panic elsewhere cannot leave it half-written.
+        self.all_apps.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `account` has no watermarks of `scope` that [`Store::all_apps`] knows of
+    /// without a read.
+    fn surely_unmarked(&self, account: &AccountId, scope: Scope) -> bool {
+        scope == Scope::AllApps
+            && !self
+                .all_apps
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(account)
     }
 
     /// Rewrites watermarks of the layout before `ScopeMarkers` (one key per account, scope
@@ -892,6 +935,9 @@ impl Store {
         scope: Scope,
         kind: SessionKind,
     ) -> Result<Option<Marker>> {
+        if self.surely_unmarked(account, scope) {
+            return Ok(None);
+        }
         let all: Option<ScopeMarkers> =
             get(&self.t.markers, "markers", &keys::marker(account, scope))?;
         Ok(all.and_then(|m| m.get(kind).cloned()))
@@ -914,10 +960,13 @@ impl Store {
         let mut previous: Vec<(Scope, ScopeMarkers)> = Vec::new();
         for (scope, _, _) in markers {
             if !previous.iter().any(|(s, _)| s == scope) {
-                let current: Option<ScopeMarkers> =
-                    get(&self.t.markers, "markers", &keys::marker(account, *scope))?;
+                let current = self.scope_markers(account, *scope)?;
                 previous.push((*scope, current.unwrap_or_default()));
             }
+        }
+        // Before the write: a reader that can see the watermark must not skip its read.
+        if markers.iter().any(|(scope, _, _)| *scope == Scope::AllApps) {
+            self.all_apps_hint_mut().insert(*account);
         }
         let mut scopes = previous.clone();
         for (scope, kind, m) in markers {
@@ -964,6 +1013,9 @@ impl Store {
 
     /// The watermarks of one (account, scope).
     pub fn scope_markers(&self, account: &AccountId, scope: Scope) -> Result<Option<ScopeMarkers>> {
+        if self.surely_unmarked(account, scope) {
+            return Ok(None);
+        }
         get(&self.t.markers, "markers", &keys::marker(account, scope))
     }
 
@@ -1301,6 +1353,56 @@ mod tests {
             get(Scope::AllApps, SessionKind::Oauth),
             Some(watermark(11, "okta"))
         );
+    }
+
+    #[test]
+    fn every_application_watermarks_are_read_after_a_write_and_after_a_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let marked = AccountId::from_random([4; 17]);
+        let other = AccountId::from_random([5; 17]);
+        let app = Scope::App(AppKey(7));
+        {
+            let s = Store::open(dir.path(), &StoreOptions::default()).expect("open");
+            // The other account has watermarks, only not of every application: no hint.
+            s.apply_revocation(
+                &other,
+                &[(app, SessionKind::Login, watermark(3, "app"))],
+                false,
+            )
+            .expect("revoke");
+            assert!(s.surely_unmarked(&other, Scope::AllApps));
+            assert!(s.surely_unmarked(&marked, Scope::AllApps));
+            s.apply_revocation(
+                &marked,
+                &[(Scope::AllApps, SessionKind::Oauth, watermark(8, "okta"))],
+                false,
+            )
+            .expect("revoke");
+            assert!(!s.surely_unmarked(&marked, Scope::AllApps));
+            assert_eq!(
+                s.marker(&marked, Scope::AllApps, SessionKind::Oauth)
+                    .expect("read"),
+                Some(watermark(8, "okta"))
+            );
+            s.sync_blocking().expect("sync");
+        }
+        // A reopen learns them from the keys.
+        let s = Store::open(dir.path(), &StoreOptions::default()).expect("reopen");
+        assert!(!s.surely_unmarked(&marked, Scope::AllApps));
+        assert!(s.surely_unmarked(&other, Scope::AllApps));
+        assert_eq!(
+            s.scope_markers(&marked, Scope::AllApps)
+                .expect("read")
+                .and_then(|m| m.get(SessionKind::Oauth).cloned()),
+            Some(watermark(8, "okta"))
+        );
+        assert_eq!(
+            s.marker(&other, app, SessionKind::Login).expect("read"),
+            Some(watermark(3, "app"))
+        );
+        // Only that scope is ever answered without a read.
+        assert!(!s.surely_unmarked(&other, Scope::NoApp));
+        assert!(!s.surely_unmarked(&other, app));
     }
 
     #[test]
