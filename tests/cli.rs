@@ -37,6 +37,12 @@ fn check_exit_codes_say_clean_missing_or_in_use() {
     let (code, out, err) = check(dir.path());
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.starts_with("ok: "), "{out}");
+    // And what the records weigh, per tree: the server wrote its admin token's hash.
+    let sizes = out
+        .lines()
+        .find(|l| l.starts_with("records: "))
+        .unwrap_or_else(|| panic!("no sizes line: {out}"));
+    assert!(sizes.contains("(meta "), "{sizes}");
 }
 
 #[tokio::test]

@@ -22,11 +22,20 @@ impl std::fmt::Display for Problem {
     }
 }
 
+/// What `check` read of one tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeSize {
+    pub tree: &'static str,
+    pub entries: u64,
+    /// Bytes of keys and values: what the records hold, before sled's own overhead.
+    pub bytes: u64,
+}
+
 /// What `check` found.
 #[derive(Debug, Default)]
 pub struct Report {
-    /// Entries read, per tree, in the order the trees were checked.
-    pub entries: Vec<(&'static str, u64)>,
+    /// What was read, per tree, in the order the trees were checked.
+    pub entries: Vec<TreeSize>,
     /// The first `Report::MAX_PROBLEMS` problems.
     pub problems: Vec<Problem>,
     /// All problems, including those not kept.
@@ -41,7 +50,11 @@ impl Report {
     }
 
     pub fn total_entries(&self) -> u64 {
-        self.entries.iter().map(|(_, n)| n).sum()
+        self.entries.iter().map(|t| t.entries).sum()
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.entries.iter().map(|t| t.bytes).sum()
     }
 
     fn problem(&mut self, tree: &'static str, key: &[u8], detail: impl Into<String>) {
@@ -90,7 +103,11 @@ impl Store {
         let next_id = self.db.generate_id()?;
         let read = |r: &mut Report, name: &'static str, tree: &Tree| -> super::Result<Entries> {
             let all: Entries = tree.iter().collect::<Result<_, _>>()?;
-            r.entries.push((name, all.len() as u64));
+            r.entries.push(TreeSize {
+                tree: name,
+                entries: all.len() as u64,
+                bytes: all.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum(),
+            });
             Ok(all)
         };
 
@@ -524,6 +541,18 @@ mod tests {
         let r = s.check().expect("check");
         assert!(r.is_clean(), "{:?}", r.problems);
         assert!(r.total_entries() >= 8, "{:?}", r.entries);
+        // Sizes are the keys' and values' bytes, tree by tree.
+        for (name, tree) in [("sessions", &s.t.sessions), ("accounts", &s.t.accounts)] {
+            let bytes: u64 = tree
+                .iter()
+                .map(|kv| kv.map(|(k, v)| (k.len() + v.len()) as u64).expect("read"))
+                .sum();
+            let reported = r.entries.iter().find(|t| t.tree == name).expect("tree");
+            assert!(bytes > 0, "{name}");
+            assert_eq!(reported.bytes, bytes, "{name}");
+            assert_eq!(reported.entries, tree.len() as u64, "{name}");
+        }
+        assert!(r.total_bytes() >= r.entries.iter().map(|t| t.bytes).max().unwrap_or(0));
     }
 
     #[test]
