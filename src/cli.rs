@@ -374,7 +374,7 @@ fn check(args: &CheckArgs) -> i32 {
         .entries
         .iter()
         .filter(|t| t.bytes > 0)
-        .map(|t| format!("{} {}", t.tree, human_bytes(t.bytes)))
+        .map(|t| format!("{} {}", t.tree, indicatif::DecimalBytes(t.bytes)))
         .collect();
     println!(
         "{}: {} entries checked ({}); {} problem(s)",
@@ -389,25 +389,10 @@ fn check(args: &CheckArgs) -> i32 {
     );
     println!(
         "records: {} of keys and values ({}); the directory holds them with sled's overhead and its log's free space",
-        human_bytes(report.total_bytes()),
+        indicatif::DecimalBytes(report.total_bytes()),
         sizes.join(", ")
     );
     if report.is_clean() { 0 } else { 1 }
-}
-
-/// `1234567` → `1.2 MB` (decimal units, as `du -h --si` prints them).
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
-    if n < 1000 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1000.0;
-    let mut unit = 0;
-    while v >= 1000.0 && unit + 1 < UNITS.len() {
-        v /= 1000.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
 }
 
 async fn serve_with(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
@@ -624,17 +609,4 @@ async fn provision_demo(state: &Sessiond, base: &str) -> anyhow::Result<()> {
         login_token = login.login_token.as_deref().unwrap_or_default(),
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn byte_counts_read_as_du_prints_them() {
-        assert_eq!(super::human_bytes(0), "0 B");
-        assert_eq!(super::human_bytes(999), "999 B");
-        assert_eq!(super::human_bytes(1_000), "1.0 KB");
-        assert_eq!(super::human_bytes(412_345_678), "412.3 MB");
-        assert_eq!(super::human_bytes(3_600_000_000), "3.6 GB");
-        assert_eq!(super::human_bytes(u64::MAX), "18446744.1 TB");
-    }
 }

@@ -368,12 +368,10 @@ impl Store {
     /// Fills [`Store::all_apps`] from the `markers` keys: one pass over the keys, no value
     /// decoded.
     pub(super) fn load_all_apps_hint(&self) -> Result<()> {
-        let all_apps = keys::marker(&AccountId([0; AccountId::LEN]), Scope::AllApps);
-        let tail = &all_apps[AccountId::LEN..];
         let mut hint = self.all_apps_hint_mut();
         for k in self.t.markers.iter().keys() {
             let k = k?;
-            if k.len() == keys::MARKER_KEY_LEN && k.ends_with(tail) {
+            if keys::scope_of_marker(&k) == Some(Scope::AllApps) {
                 let mut id = [0; AccountId::LEN];
                 id.copy_from_slice(&k[..AccountId::LEN]);
                 hint.insert(AccountId(id));
