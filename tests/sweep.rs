@@ -372,7 +372,9 @@ mod library {
         let first = a.refresh_token.clone().expect("refresh token");
         w.refresh(&first);
         let mut sweep = w.s.sweep_start();
-        // The pass over `tokens` sees the session alive and keeps its record...
+        // The passes over `markers` and `tokens` (a page each here) see the session alive
+        // and keep its record...
+        w.s.sweep_pass(&mut sweep).expect("pass");
         w.s.sweep_pass(&mut sweep).expect("pass");
         // ...then it is revoked in the same millisecond the cycle started: due at once.
         w.revoke(&a.session.id);
@@ -401,6 +403,38 @@ mod library {
             w.s.sweep_now().expect("sweep").swept.tokens,
             report.problem_count
         );
+        w.clean();
+    }
+
+    #[test]
+    fn a_watermark_the_pass_over_markers_did_not_see_aged_keeps_its_sessions_for_the_cycle() {
+        let w = world(HOUR, 2);
+        let covered: Vec<_> = (0..3).map(|_| w.issue()).collect();
+        let mut sweep = w.s.sweep_start();
+        // The pass over `markers` finds no watermark of the pair...
+        w.s.sweep_pass(&mut sweep).expect("pass");
+        // ...then the wall clock steps back two hours and a revoke-all is stamped there:
+        // dead for the retention at the cycle's start, yet written after the pass.
+        w.advance(-2 * HOUR);
+        w.rt.block_on(w.s.rownd_sign_out_all(w.app, &w.account, Credential::Admin))
+            .expect("sign out");
+        assert_eq!(w.s.count_pending_audit().expect("count"), 1);
+        w.advance(2 * HOUR);
+        while !sweep.is_done() {
+            w.s.sweep_pass(&mut sweep).expect("pass");
+        }
+        // The cycle reads no watermark of a pair it did not note: they are kept, which is
+        // never wrong (a sweep may only come late)...
+        assert_eq!(sweep.swept.sessions, 0);
+        for i in &covered {
+            assert!(w.exists(&i.session.id));
+        }
+        w.clean();
+        // ...and the next cycle notes the pair and takes them.
+        assert_eq!(w.s.sweep_now().expect("sweep").swept.sessions, 3);
+        for i in &covered {
+            assert!(!w.exists(&i.session.id));
+        }
         w.clean();
     }
 

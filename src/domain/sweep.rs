@@ -9,9 +9,13 @@
 //!   passed, or whose session goes;
 //! - a client JWT's `jti`, as soon as the JWT expired (a replay is refused for its `exp`).
 //!
-//! A sweep is a cycle of passes over three trees in turn — `tokens`, `sessions`, `jtis` —
-//! each pass reading at most `Config::sweep_batch` records from a cursor; between passes
-//! the sweeper yields to the request path. Every judgement in a cycle is made against the
+//! A sweep is a cycle of passes over four trees in turn — `markers`, `tokens`, `sessions`,
+//! `jtis` — each pass reading at most `Config::sweep_batch` records from a cursor; between
+//! passes the sweeper yields to the request path. The pass over `markers` notes the
+//! (account, scope) pairs holding a watermark that had been dead for the retention at the
+//! cycle's start: only a session of such a pair can be due because of a watermark, so the
+//! others are judged on their own record (tombstone, expiry) without a read of their
+//! watermarks, which was most of a cycle's cost. Every judgement in a cycle is made against the
 //! time the cycle started (`t0`), so the cycle removes no session whose token records the
 //! pass over `tokens` kept: a session dead long enough at `t0` cannot rotate, and a death
 //! written later is stamped later than `t0 - retention` (but see the race below). So no
@@ -34,10 +38,14 @@ use super::{Result, Sessiond};
 use crate::metrics::SweptLabel;
 use crate::model::*;
 use crate::store::Cursor;
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 /// The pause between two passes of one cycle: the request path gets the store meanwhile.
 const PASS_PAUSE: Duration = Duration::from_millis(10);
+/// The most (account, scope) pairs a cycle notes as holding an old watermark (about 48
+/// bytes each); past it, the cycle reads the watermarks of every session instead.
+const MAX_AGED: usize = 1 << 20;
 /// Sessions removed per transaction (and account locks held at once).
 const REMOVE_CHUNK: usize = 128;
 
@@ -51,6 +59,7 @@ pub struct Swept {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    Markers,
     Tokens,
     Sessions,
     Jtis,
@@ -63,6 +72,11 @@ pub struct Sweep {
     t0: Millis,
     phase: Phase,
     cursor: Cursor,
+    /// The (account, scope) pairs with a watermark old enough at `t0` to make a session
+    /// due (the pass over `markers` fills it). A watermark written later is younger, or
+    /// it is caught by the next cycle: this only ever keeps a session longer. `None` once
+    /// more than [`MAX_AGED`] were found: every session's watermarks are read then.
+    aged: Option<HashSet<(AccountId, Scope)>>,
     /// What the cycle removed so far.
     pub swept: Swept,
     /// Passes run so far.
@@ -79,22 +93,41 @@ impl Sessiond {
     /// When `s` died, as seen at `at`: the earliest of its tombstone, the watermarks
     /// covering it and its expiry (if passed at `at`); `None` while it is alive.
     pub fn dead_since(&self, s: &Session, at: Millis) -> Result<Option<Millis>> {
-        let mut since = s.revoked.as_ref().map(|r| r.at);
-        for m in self.covering_watermarks(s)?.into_iter().flatten() {
-            since = Some(since.map_or(m.revocation.at, |t| t.min(m.revocation.at)));
-        }
-        if s.expires <= at {
-            since = Some(since.map_or(s.expires, |t| t.min(s.expires)));
-        }
-        Ok(since)
+        let watermarks = self.covering_watermarks(s)?;
+        Ok(dead_since_given(s, at, watermarks.iter().flatten()))
     }
 
     /// Whether `s` had been dead for the retention at `t0`.
     fn due(&self, s: &Session, t0: Millis) -> Result<bool> {
+        Ok(self.aged_by(self.dead_since(s, t0)?, t0))
+    }
+
+    /// Whether a death at `since` is at least the retention old at `t0`.
+    fn aged_by(&self, since: Option<Millis>, t0: Millis) -> bool {
         let retention = self.config().tombstone_retention_ms;
-        Ok(self
-            .dead_since(s, t0)?
-            .is_some_and(|at| at.saturating_add(retention) <= t0))
+        since.is_some_and(|at| at.saturating_add(retention) <= t0)
+    }
+
+    /// [`Sessiond::due`] within a cycle: the watermarks of `s` are read only if one of the
+    /// pairs that can hold a watermark covering it is in `sweep.aged`; otherwise no
+    /// watermark can make it due, and its own record decides. Never due where `due` is not.
+    fn due_in_cycle(&self, s: &Session, sweep: &Sweep) -> Result<bool> {
+        let scopes = match s.app {
+            None => [Some(Scope::NoApp), None],
+            Some(app) => [Some(Scope::App(app)), Some(Scope::AllApps)],
+        };
+        let may_be_covered = match &sweep.aged {
+            Some(aged) => scopes
+                .into_iter()
+                .flatten()
+                .any(|scope| aged.contains(&(s.account, scope))),
+            None => true,
+        };
+        if may_be_covered {
+            self.due(s, sweep.t0)
+        } else {
+            Ok(self.aged_by(dead_since_given(s, sweep.t0, []), sweep.t0))
+        }
     }
 
     /// Whether a revoke-all that may cover `s` still waits for its audit count: one of
@@ -122,8 +155,9 @@ impl Sessiond {
     pub fn sweep_start(&self) -> Sweep {
         Sweep {
             t0: self.now(),
-            phase: Phase::Tokens,
+            phase: Phase::Markers,
             cursor: None,
+            aged: Some(HashSet::new()),
             swept: Swept::default(),
             passes: 0,
         }
@@ -137,6 +171,21 @@ impl Sessiond {
         let store = self.store();
         let t0 = sweep.t0;
         let next = match sweep.phase {
+            Phase::Markers => {
+                let page = store.markers_page(&sweep.cursor, batch)?;
+                for (account, scope, markers) in page.items {
+                    let oldest = markers.by_kind.iter().map(|(_, m)| m.revocation.at).min();
+                    if self.aged_by(oldest, t0)
+                        && let Some(aged) = &mut sweep.aged
+                    {
+                        aged.insert((account, scope));
+                        if aged.len() > MAX_AGED {
+                            sweep.aged = None;
+                        }
+                    }
+                }
+                page.next
+            }
             Phase::Tokens => {
                 let page = store.tokens_page(&sweep.cursor, batch)?;
                 let retention = self.config().tombstone_retention_ms;
@@ -144,7 +193,7 @@ impl Sessiond {
                 for t in &page.items {
                     let expired = t.record.expires.saturating_add(retention) <= t0;
                     let session_goes = match store.session(&t.record.session)? {
-                        Some(s) => self.due(&s, t0)?,
+                        Some(s) => self.due_in_cycle(&s, sweep)?,
                         // Its session went without it: in a previous cycle, when a death
                         // stamped before that cycle's start was written only after its pass
                         // over `tokens` read the session (a retention of zero, or the wall
@@ -164,7 +213,7 @@ impl Sessiond {
                 let page = store.sessions_page(&sweep.cursor, batch)?;
                 let mut due = Vec::new();
                 for s in page.items {
-                    if self.due(&s, t0)? {
+                    if self.due_in_cycle(&s, sweep)? {
                         due.push(s);
                     }
                 }
@@ -189,6 +238,7 @@ impl Sessiond {
             None => {
                 sweep.cursor = None;
                 sweep.phase = match sweep.phase {
+                    Phase::Markers => Phase::Tokens,
                     Phase::Tokens => Phase::Sessions,
                     Phase::Sessions => Phase::Jtis,
                     Phase::Jtis | Phase::Done => Phase::Done,
@@ -289,4 +339,21 @@ impl Sessiond {
             }
         });
     }
+}
+
+/// When `s` died as seen at `at`, given the watermarks that cover it: the earliest of its
+/// tombstone, those watermarks and its expiry (if passed at `at`); `None` while alive.
+fn dead_since_given<'a>(
+    s: &Session,
+    at: Millis,
+    watermarks: impl IntoIterator<Item = &'a Marker>,
+) -> Option<Millis> {
+    let mut since = s.revoked.as_ref().map(|r| r.at);
+    for m in watermarks {
+        since = Some(since.map_or(m.revocation.at, |t| t.min(m.revocation.at)));
+    }
+    if s.expires <= at {
+        since = Some(since.map_or(s.expires, |t| t.min(s.expires)));
+    }
+    since
 }

@@ -76,6 +76,26 @@ impl Store {
         Ok(removed)
     }
 
+    /// Up to `limit` watermark records after `cursor`, with the (account, scope) each
+    /// belongs to. Keys of no watermark (`sessiond check` names them) are passed over.
+    pub fn markers_page(
+        &self,
+        cursor: &Cursor,
+        limit: usize,
+    ) -> Result<Page<(AccountId, Scope, ScopeMarkers)>> {
+        let (entries, next) = page(&self.t.markers, cursor, limit)?;
+        let mut items = Vec::with_capacity(entries.len());
+        for (k, v) in entries {
+            let Some(scope) = keys::scope_of_marker(&k) else {
+                continue;
+            };
+            let mut account = [0; AccountId::LEN];
+            account.copy_from_slice(&k[..AccountId::LEN]);
+            items.push((AccountId(account), scope, dec("markers", &k, &v)?));
+        }
+        Ok(Page { items, next })
+    }
+
     /// Up to `limit` sessions after `cursor`, in id order.
     pub fn sessions_page(&self, cursor: &Cursor, limit: usize) -> Result<Page<Session>> {
         let (entries, next) = page(&self.t.sessions, cursor, limit)?;
