@@ -93,9 +93,13 @@ pub(super) struct RevokeAllRecord<'a> {
 }
 
 impl Sessiond {
-    /// Writes the entry of a revoke-all (under the account's lock, before the sync that
-    /// acknowledges the revocation).
-    pub(super) fn record_revoke_all(&self, r: RevokeAllRecord<'_>) -> Result<()> {
+    /// Builds the entry of a revoke-all and has `write` write it with the revocation (under
+    /// the account's lock, before the sync that acknowledges the revocation).
+    pub(super) fn record_revoke_all(
+        &self,
+        r: RevokeAllRecord<'_>,
+        write: impl FnOnce(AuditEntry) -> Result<()>,
+    ) -> Result<()> {
         let (scope, app) = scope_name(r.targets);
         let uncounted = matches!(r.count, Count::Later(_));
         let (killed, pending) = match r.count {
@@ -115,7 +119,7 @@ impl Sessiond {
         if uncounted {
             *self.uncounted().entry(*r.account).or_default() += 1;
         }
-        let written = self.store().put_audit(&AuditEntry {
+        let written = write(AuditEntry {
             seq: r.seq,
             at: r.at,
             operation: r.operation.to_owned(),

@@ -93,26 +93,32 @@ impl Sessiond {
                 )
             })
             .collect();
-        let applied = store.apply_revocation(account, &markers, plan.forget_devices)?;
-        let devices_forgotten = applied.devices_forgotten;
+        let base = store.revocation_base(
+            account,
+            plan.targets.iter().map(|(scope, _)| *scope),
+            plan.forget_devices,
+        )?;
+        let devices_forgotten = base.devices();
         let count = match killed {
             Some(c) => Count::Known(c),
             // What the audit's later count judges "alive just before" against.
-            None => {
-                Count::Later(self.watermarks_before(account, &plan.targets, &applied.previous)?)
-            }
+            None => Count::Later(self.watermarks_before(account, &plan.targets, &base.previous)?),
         };
-        self.record_revoke_all(RevokeAllRecord {
-            seq: upto,
-            at: revocation.at,
-            operation: plan.by,
-            credential: plan.credential.clone(),
-            account,
-            targets: &plan.targets,
-            except: plan.except,
-            devices_forgotten,
-            count,
-        })?;
+        // The entry is written with the watermarks, in the record of the first scope.
+        self.record_revoke_all(
+            RevokeAllRecord {
+                seq: upto,
+                at: revocation.at,
+                operation: plan.by,
+                credential: plan.credential.clone(),
+                account,
+                targets: &plan.targets,
+                except: plan.except,
+                devices_forgotten,
+                count,
+            },
+            |entry| Ok(store.apply_revocation(account, base, &markers, entry)?),
+        )?;
         let revoked = Revoked {
             counted,
             devices_forgotten,
@@ -124,8 +130,8 @@ impl Sessiond {
     /// session `targets` cover: of the scopes that reach such a session (single-key reads;
     /// all of the account's for every-application targets, Okta's `oauthTokens`), of the
     /// kinds targeted. Only those: they go into the audit entry written with every
-    /// revocation. Called under the account's lock right after the revoke-all's write:
-    /// `previous` holds what it replaced, every other scope is as it was.
+    /// revocation. Called under the account's lock before the revoke-all's write:
+    /// `previous` holds what it replaces, every other scope is as it is.
     fn watermarks_before(
         &self,
         account: &AccountId,

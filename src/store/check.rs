@@ -3,7 +3,7 @@
 //! crash-loop test after every restart), reports each problem with its tree and key, and
 //! never stops at the first one.
 
-use super::{Store, dec, dec_session, keys};
+use super::{Store, dec, dec_markers, dec_session, keys};
 use crate::model::*;
 use sled::Tree;
 
@@ -368,7 +368,8 @@ impl Store {
 
         // Watermarks, devices, API tokens, client-JWT replay entries.
         for (k, v) in read(&mut r, "markers", &t.markers)? {
-            match k.get(..AccountId::LEN).and_then(account_id) {
+            let owner = k.get(..AccountId::LEN).and_then(account_id);
+            match owner {
                 Some(a) if k.len() == keys::MARKER_KEY_LEN => {
                     if !t.accounts.contains_key(a.0)? {
                         r.problem("markers", &k, format!("belongs to missing account {a}"));
@@ -376,9 +377,27 @@ impl Store {
                 }
                 _ => r.problem("markers", &k, "key is not account ‖ scope"),
             }
-            let Some(all) = decoded::<ScopeMarkers>(&mut r, "markers", &k, &v) else {
-                continue;
+            let record = match dec_markers(&k, &v) {
+                Ok(record) => record,
+                Err(e) => {
+                    r.problem("markers", &k, format!("does not decode: {e}"));
+                    continue;
+                }
             };
+            let all = record.markers;
+            // The entry held is of the revoke-all that wrote the record last.
+            if let Some(e) = &record.held
+                && (owner != Some(e.account) || !all.by_kind.iter().any(|(_, m)| m.upto == e.seq))
+            {
+                r.problem(
+                    "markers",
+                    &k,
+                    format!(
+                        "holds the audit entry {} of account {}, not of a watermark of the record",
+                        e.seq, e.account
+                    ),
+                );
+            }
             for (i, (kind, m)) in all.by_kind.iter().enumerate() {
                 if all.by_kind[..i].iter().any(|(k2, _)| k2 == kind) {
                     r.problem("markers", &k, format!("two watermarks of kind {kind:?}"));
@@ -625,14 +644,44 @@ mod tests {
                 reason: "test".into(),
             },
         };
-        s.apply_revocation(&account.id, &[(Scope::NoApp, SessionKind::Idp, m)], false)
-            .expect("revoke");
+        crate::store::tests::revoke(&s, &account.id, &[(Scope::NoApp, SessionKind::Idp, m)]);
         let r = s.check().expect("check");
         assert_eq!(r.problem_count, 1, "{:?}", r.problems);
         assert!(
             r.problems[0]
                 .to_string()
                 .contains("is not below the id generator"),
+            "{:?}",
+            r.problems
+        );
+    }
+
+    #[test]
+    fn an_audit_entry_held_by_a_record_it_does_not_belong_to_is_named() {
+        let (_d, s) = store();
+        let (account, _) = fixture(&s);
+        let seq = s.next_seq().expect("seq");
+        let m = Marker {
+            upto: seq,
+            except: None,
+            revocation: Revocation {
+                at: 1,
+                by: "test".into(),
+                reason: "test".into(),
+            },
+        };
+        let scope = Scope::App(AppKey(9));
+        let base = s
+            .revocation_base(&account.id, [scope], false)
+            .expect("read");
+        // The entry of another revocation (another seq) held by this record.
+        let stray = crate::store::tests::entry(&account.id, seq + 1);
+        s.apply_revocation(&account.id, base, &[(scope, SessionKind::Login, m)], stray)
+            .expect("revoke");
+        let r = s.check().expect("check");
+        assert_eq!(r.problem_count, 1, "{:?}", r.problems);
+        assert!(
+            r.problems[0].to_string().contains("holds the audit entry"),
             "{:?}",
             r.problems
         );

@@ -16,6 +16,11 @@ const FORMAT_V1: u8 = 1;
 /// session record tagged `FORMAT_V1` has the layout before.
 pub const SESSION_WITH_TOKENS: u8 = 2;
 
+/// `markers` records since they hold the audit entry of the revoke-all that last wrote them,
+/// and each distinct revocation once (`MarkerRecord` in `store`); a `markers` record tagged
+/// `FORMAT_V1` is a plain `ScopeMarkers`.
+pub const MARKERS_WITH_AUDIT: u8 = 2;
+
 /// No record comes near this; a length prefix claiming more is corruption, not a reason
 /// to allocate.
 const MAX_RECORD: u64 = 1 << 20;

@@ -15,11 +15,13 @@
 //!   a store written before sessions kept their own
 //! - `by_expiry`: expires ‖ session → () (sessions in expiry order; `check` keeps it exact,
 //!   the sweeper reads `sessions` itself, as revoked sessions are due before they expire)
-//! - `markers`: account ‖ scope → ScopeMarkers (revoke-all watermarks, one per kind)
+//! - `markers`: account ‖ scope → MarkerRecord (revoke-all watermarks, one per kind, and
+//!   the audit entry of the revoke-all that wrote the record last)
 //! - `devices`: account ‖ device id → RememberedDevice
 //! - `api_tokens`: SHA-256(token) → ApiToken
 //! - `jtis`: app ‖ jti → expiry (client-JWT replay detection)
-//! - `audit`: account ‖ seq → AuditEntry (every revocation)
+//! - `audit`: account ‖ seq → AuditEntry (every revocation; a revoke-all's once counted
+//!   or once its watermark record is written again, held by that record until then)
 
 mod appcache;
 mod backup;
@@ -131,13 +133,153 @@ pub struct NewSubject<'a> {
     pub subject: &'a str,
 }
 
-/// What [`Store::apply_revocation`] did: the devices it removed, and the watermarks of each
-/// scope it wrote as they were just before (empty where there were none), so that the
-/// caller, holding the account's lock, need not read them a second time.
+/// What a revoke-all replaces, read by [`Store::revocation_base`] under the account's lock
+/// and handed back to [`Store::apply_revocation`] under the same lock: the records of the
+/// scopes it writes, and the remembered devices it forgets.
 #[derive(Debug)]
-pub struct Applied {
-    pub devices_forgotten: usize,
+pub struct RevocationBase {
+    /// The watermarks of each scope to write, as they are before it (empty where there are
+    /// none), in the order asked: the caller need not read them a second time.
     pub previous: Vec<(Scope, ScopeMarkers)>,
+    /// The audit entries those records hold, in the same order.
+    held: Vec<Option<AuditEntry>>,
+    device_keys: Vec<sled::IVec>,
+}
+
+impl RevocationBase {
+    /// How many remembered devices the revocation removes.
+    pub fn devices(&self) -> usize {
+        self.device_keys.len()
+    }
+}
+
+/// A `markers` record: the watermarks of one (account, scope), and the audit entry of the
+/// revoke-all that wrote it last, held here so that a revoke-all is one write. The entry
+/// goes to the `audit` tree when its count is written, or when a later revoke-all rewrites
+/// the record, whichever comes first; until then the audit reads find it here. An entry in
+/// both places is one revocation, and the `audit` tree's copy is the newer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct MarkerRecord {
+    markers: ScopeMarkers,
+    held: Option<AuditEntry>,
+}
+
+/// An audit entry in a heap ordered by seq alone (the seq comes first in the heap's tuples,
+/// and no two entries share one).
+struct HeldEntry(AuditEntry);
+
+impl PartialEq for HeldEntry {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.seq == other.0.seq
+    }
+}
+impl Eq for HeldEntry {}
+impl PartialOrd for HeldEntry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for HeldEntry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.seq.cmp(&other.0.seq)
+    }
+}
+
+/// [`MarkerRecord`] on disk (layout byte `MARKERS_WITH_AUDIT`): each kind's watermark names
+/// its revocation by position, so that one written for several kinds (a Rownd revoke-all
+/// writes three) is stored once.
+#[derive(Serialize, serde::Deserialize)]
+struct MarkersDisk<R, E> {
+    kinds: Vec<(SessionKind, u64, Option<SessionId>, u8)>,
+    revocations: Vec<R>,
+    held: Option<E>,
+}
+
+fn enc_markers(r: &MarkerRecord) -> Result<Vec<u8>> {
+    let mut revocations: Vec<&Revocation> = Vec::new();
+    let mut kinds = Vec::with_capacity(r.markers.by_kind.len());
+    for (kind, m) in &r.markers.by_kind {
+        let at = match revocations.iter().position(|x| **x == m.revocation) {
+            Some(at) => at,
+            None => {
+                revocations.push(&m.revocation);
+                revocations.len() - 1
+            }
+        };
+        // At most one watermark per kind, and there are five kinds.
+        let at = u8::try_from(at).map_err(|_| StoreError::Encode {
+            tree: "markers",
+            detail: "more revocations than a record can name".into(),
+        })?;
+        kinds.push((*kind, m.upto, m.except, at));
+    }
+    let disk = MarkersDisk {
+        kinds,
+        revocations,
+        held: r.held.as_ref(),
+    };
+    codec::encode_as(codec::MARKERS_WITH_AUDIT, &disk).map_err(|detail| StoreError::Encode {
+        tree: "markers",
+        detail,
+    })
+}
+
+/// A `markers` record's bytes as its watermarks and the entry it holds (the fuzz targets
+/// and tests reach the layout through this and [`encode_markers_record`]).
+pub fn decode_markers_record(bytes: &[u8]) -> Result<(ScopeMarkers, Option<AuditEntry>)> {
+    dec_markers(b"", bytes).map(|r| (r.markers, r.held))
+}
+
+/// The bytes of a `markers` record.
+pub fn encode_markers_record(markers: &ScopeMarkers, held: Option<&AuditEntry>) -> Result<Vec<u8>> {
+    enc_markers(&MarkerRecord {
+        markers: markers.clone(),
+        held: held.cloned(),
+    })
+}
+
+/// Decodes a `markers` record of this layout, or a plain `ScopeMarkers` of the one before.
+fn dec_markers(key: &[u8], bytes: &[u8]) -> Result<MarkerRecord> {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        tree: "markers",
+        key: hex_encode(key),
+        detail,
+    };
+    let (version, body) = codec::split_version(bytes).map_err(corrupt)?;
+    if version != codec::MARKERS_WITH_AUDIT {
+        // Version 1, or an unknown one, which `decode` names.
+        let markers = codec::decode(bytes).map_err(corrupt)?;
+        return Ok(MarkerRecord {
+            markers,
+            held: None,
+        });
+    }
+    let disk: MarkersDisk<Revocation, AuditEntry> = codec::decode_body(body).map_err(corrupt)?;
+    let mut by_kind = Vec::with_capacity(disk.kinds.len());
+    for (kind, upto, except, at) in disk.kinds {
+        let revocation = disk
+            .revocations
+            .get(usize::from(at))
+            .cloned()
+            .ok_or_else(|| {
+                corrupt(format!(
+                    "{kind:?} names revocation {at} of {}",
+                    disk.revocations.len()
+                ))
+            })?;
+        by_kind.push((
+            kind,
+            Marker {
+                upto,
+                except,
+                revocation,
+            },
+        ));
+    }
+    Ok(MarkerRecord {
+        markers: ScopeMarkers { by_kind },
+        held: disk.held,
+    })
 }
 
 pub struct Store {
@@ -403,7 +545,7 @@ impl Store {
     /// old entries there were.
     fn migrate_markers(&self) -> Result<usize> {
         let mut old = Vec::new();
-        let mut merged: std::collections::BTreeMap<Vec<u8>, ScopeMarkers> = Default::default();
+        let mut merged: std::collections::BTreeMap<Vec<u8>, MarkerRecord> = Default::default();
         for kv in self.t.markers.iter() {
             let (k, v) = kv?;
             if k.len() != keys::OLD_MARKER_KEY_LEN {
@@ -422,11 +564,14 @@ impl Store {
             let entry = match merged.entry(new_key) {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::btree_map::Entry::Vacant(e) => {
-                    let current = get::<ScopeMarkers>(&self.t.markers, "markers", e.key())?;
-                    e.insert(current.unwrap_or_default())
+                    let current = match self.t.markers.get(e.key())? {
+                        Some(v) => dec_markers(e.key(), &v)?,
+                        None => MarkerRecord::default(),
+                    };
+                    e.insert(current)
                 }
             };
-            entry.set(kind, m);
+            entry.markers.set(kind, m);
             old.push(k);
         }
         if old.is_empty() {
@@ -434,7 +579,7 @@ impl Store {
         }
         let encoded: Vec<(Vec<u8>, Vec<u8>)> = merged
             .iter()
-            .map(|(k, v)| Ok((k.clone(), enc("markers", v)?)))
+            .map(|(k, v)| Ok((k.clone(), enc_markers(v)?)))
             .collect::<Result<_>>()?;
         self.t.markers.transaction(|mk| {
             for k in &old {
@@ -927,63 +1072,75 @@ impl Store {
 
     // ---- revoke-all watermarks --------------------------------------------------------
 
+    /// The record of one (account, scope), if it has one.
+    fn marker_record(&self, account: &AccountId, scope: Scope) -> Result<Option<MarkerRecord>> {
+        if self.surely_unmarked(account, scope) {
+            return Ok(None);
+        }
+        let key = keys::marker(account, scope);
+        match self.t.markers.get(&key)? {
+            Some(v) => Ok(Some(dec_markers(&key, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every record of an account, by scope.
+    fn marker_records_of(&self, account: &AccountId) -> Result<Vec<(Scope, MarkerRecord)>> {
+        let mut out = Vec::new();
+        for kv in self.t.markers.scan_prefix(account.0) {
+            let (k, v) = kv?;
+            // Old-layout keys are migrated at open; anything else is not a watermark.
+            if let Some(scope) = keys::scope_of_marker(&k) {
+                out.push((scope, dec_markers(&k, &v)?));
+            }
+        }
+        Ok(out)
+    }
+
     pub fn marker(
         &self,
         account: &AccountId,
         scope: Scope,
         kind: SessionKind,
     ) -> Result<Option<Marker>> {
-        if self.surely_unmarked(account, scope) {
-            return Ok(None);
-        }
-        let all: Option<ScopeMarkers> =
-            get(&self.t.markers, "markers", &keys::marker(account, scope))?;
-        Ok(all.and_then(|m| m.get(kind).cloned()))
+        Ok(self
+            .marker_record(account, scope)?
+            .and_then(|r| r.markers.get(kind).cloned()))
     }
 
-    /// Writes a revoke-all: its watermarks and, if asked, the removal of the account's
-    /// remembered devices, atomically. Returns how many devices were removed.
-    ///
-    /// The caller holds the account's lock (no other write to this account's watermarks
-    /// can come between the read of the current ones and the write). Watermarks of one
-    /// scope, without devices, are one key: a plain insert, atomic on its own and without
-    /// the cost of a sled transaction. Anything more is one transaction.
-    pub fn apply_revocation(
+    /// The watermarks of one (account, scope).
+    pub fn scope_markers(&self, account: &AccountId, scope: Scope) -> Result<Option<ScopeMarkers>> {
+        Ok(self.marker_record(account, scope)?.map(|r| r.markers))
+    }
+
+    /// Every watermark of an account, by scope (what a revoke-all's count needs).
+    pub fn markers_of(&self, account: &AccountId) -> Result<Vec<(Scope, ScopeMarkers)>> {
+        Ok(self
+            .marker_records_of(account)?
+            .into_iter()
+            .map(|(scope, r)| (scope, r.markers))
+            .collect())
+    }
+
+    /// Reads what a revoke-all of `scopes` replaces: their records, and, if asked, the
+    /// account's remembered devices. The caller holds the account's lock until
+    /// [`Store::apply_revocation`] has written over it, so nothing else writes them between.
+    pub fn revocation_base(
         &self,
         account: &AccountId,
-        markers: &[(Scope, SessionKind, Marker)],
+        scopes: impl IntoIterator<Item = Scope>,
         forget_devices: bool,
-    ) -> Result<Applied> {
-        let _w = self.writing();
+    ) -> Result<RevocationBase> {
         let mut previous: Vec<(Scope, ScopeMarkers)> = Vec::new();
-        for (scope, _, _) in markers {
-            if !previous.iter().any(|(s, _)| s == scope) {
-                let current = self.scope_markers(account, *scope)?;
-                previous.push((*scope, current.unwrap_or_default()));
+        let mut held = Vec::new();
+        for scope in scopes {
+            if !previous.iter().any(|(s, _)| *s == scope) {
+                let r = self.marker_record(account, scope)?.unwrap_or_default();
+                previous.push((scope, r.markers));
+                held.push(r.held);
             }
         }
-        // Before the write: a reader that can see the watermark must not skip its read.
-        if markers.iter().any(|(scope, _, _)| *scope == Scope::AllApps) {
-            self.all_apps_hint_mut().insert(*account);
-        }
-        let mut scopes = previous.clone();
-        for (scope, kind, m) in markers {
-            if let Some((_, record)) = scopes.iter_mut().find(|(s, _)| s == scope) {
-                record.set(*kind, m.clone());
-            }
-        }
-        let encoded: Vec<(Vec<u8>, Vec<u8>)> = scopes
-            .iter()
-            .map(|(scope, m)| Ok((keys::marker(account, *scope), enc("markers", m)?)))
-            .collect::<Result<_>>()?;
-        if !forget_devices && let [(k, v)] = encoded.as_slice() {
-            self.t.markers.insert(k.as_slice(), v.as_slice())?;
-            return Ok(Applied {
-                devices_forgotten: 0,
-                previous,
-            });
-        }
-        let device_keys: Vec<sled::IVec> = if forget_devices {
+        let device_keys = if forget_devices {
             self.t
                 .devices
                 .scan_prefix(account.0)
@@ -992,6 +1149,79 @@ impl Store {
         } else {
             Vec::new()
         };
+        Ok(RevocationBase {
+            previous,
+            held,
+            device_keys,
+        })
+    }
+
+    /// Writes a revoke-all over `base`: its watermarks, the removal of the devices `base`
+    /// found, and its audit entry, held in the record of the first scope of `base`. One
+    /// scope without devices is one insert, atomic on its own and without the cost of a
+    /// sled transaction; anything more is one transaction.
+    ///
+    /// The entries the rewritten records held go to the `audit` tree first, unless their
+    /// count put them there already: none is lost, and a crash between the two writes
+    /// leaves at worst an entry in both places (read as one).
+    pub fn apply_revocation(
+        &self,
+        account: &AccountId,
+        base: RevocationBase,
+        markers: &[(Scope, SessionKind, Marker)],
+        entry: AuditEntry,
+    ) -> Result<()> {
+        let _w = self.writing();
+        let mut records: Vec<(Scope, MarkerRecord)> = base
+            .previous
+            .into_iter()
+            .map(|(scope, markers)| {
+                (
+                    scope,
+                    MarkerRecord {
+                        markers,
+                        held: None,
+                    },
+                )
+            })
+            .collect();
+        for (scope, kind, m) in markers {
+            let Some((_, record)) = records.iter_mut().find(|(s, _)| s == scope) else {
+                return Err(StoreError::Encode {
+                    tree: "markers",
+                    detail: format!("a watermark of {scope:?}, whose record was not read"),
+                });
+            };
+            record.markers.set(*kind, m.clone());
+        }
+        match records.first_mut() {
+            Some((_, first)) => first.held = Some(entry),
+            None => return Ok(()),
+        }
+        let encoded: Vec<(Vec<u8>, Vec<u8>)> = records
+            .iter()
+            .map(|(scope, r)| Ok((keys::marker(account, *scope), enc_markers(r)?)))
+            .collect::<Result<_>>()?;
+        for held in base.held.iter().flatten() {
+            let v = enc("audit", held)?;
+            // Written only where absent: a copy there is the count's, and newer.
+            let _ = self.t.audit.compare_and_swap(
+                keys::audit(&held.account, held.seq),
+                None as Option<&[u8]>,
+                Some(v),
+            )?;
+        }
+        // Before the write: a reader that can see the watermark must not skip its read.
+        if markers.iter().any(|(scope, _, _)| *scope == Scope::AllApps) {
+            self.all_apps_hint_mut().insert(*account);
+        }
+        if base.device_keys.is_empty()
+            && let [(k, v)] = encoded.as_slice()
+        {
+            self.t.markers.insert(k.as_slice(), v.as_slice())?;
+            return Ok(());
+        }
+        let device_keys = base.device_keys;
         (&self.t.markers, &self.t.devices).transaction(
             |(mk, dev): &(TransactionalTree, TransactionalTree)| {
                 for (k, v) in &encoded {
@@ -1003,31 +1233,7 @@ impl Store {
                 Ok(())
             },
         )?;
-        Ok(Applied {
-            devices_forgotten: device_keys.len(),
-            previous,
-        })
-    }
-
-    /// The watermarks of one (account, scope).
-    pub fn scope_markers(&self, account: &AccountId, scope: Scope) -> Result<Option<ScopeMarkers>> {
-        if self.surely_unmarked(account, scope) {
-            return Ok(None);
-        }
-        get(&self.t.markers, "markers", &keys::marker(account, scope))
-    }
-
-    /// Every watermark of an account, by scope (what a revoke-all's count needs).
-    pub fn markers_of(&self, account: &AccountId) -> Result<Vec<(Scope, ScopeMarkers)>> {
-        let mut out = Vec::new();
-        for kv in self.t.markers.scan_prefix(account.0) {
-            let (k, v) = kv?;
-            // Old-layout keys are migrated at open; anything else is not a watermark.
-            if let Some(scope) = keys::scope_of_marker(&k) {
-                out.push((scope, dec("markers", &k, &v)?));
-            }
-        }
-        Ok(out)
+        Ok(())
     }
 
     // ---- audit log ----------------------------------------------------------------------
@@ -1042,12 +1248,42 @@ impl Store {
         Ok(())
     }
 
+    /// One entry, from the `audit` tree or, not yet there, held by a watermark record of
+    /// its account.
     pub fn audit_entry(&self, account: &AccountId, seq: u64) -> Result<Option<AuditEntry>> {
-        get(&self.t.audit, "audit", &keys::audit(account, seq))
+        if let Some(e) = get(&self.t.audit, "audit", &keys::audit(account, seq))? {
+            return Ok(Some(e));
+        }
+        Ok(self.held_of(account)?.into_iter().find(|e| e.seq == seq))
+    }
+
+    /// The entries `account`'s watermark records hold that the `audit` tree does not.
+    fn held_of(&self, account: &AccountId) -> Result<Vec<AuditEntry>> {
+        let mut out = Vec::new();
+        for (_, r) in self.marker_records_of(account)? {
+            if let Some(e) = r.held
+                && !self.t.audit.contains_key(keys::audit(account, e.seq))?
+            {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every entry held by a watermark record, in key order (the audit tree not consulted).
+    fn all_held(&self) -> impl Iterator<Item = Result<AuditEntry>> + '_ {
+        self.t.markers.iter().filter_map(|kv| {
+            let (k, v) = match kv {
+                Ok(kv) => kv,
+                Err(e) => return Some(Err(e.into())),
+            };
+            keys::scope_of_marker(&k)?;
+            dec_markers(&k, &v).map(|r| r.held).transpose()
+        })
     }
 
     /// Entries whose count is not done (after a restart: those the last run left). Reads
-    /// the whole log: the background task runs it once, at start.
+    /// the whole log and every watermark record: the background task runs it once, at start.
     pub fn pending_audit(&self) -> Result<Vec<(AccountId, u64)>> {
         let mut out = Vec::new();
         for kv in self.t.audit.iter() {
@@ -1057,31 +1293,41 @@ impl Store {
                 out.push((e.account, e.seq));
             }
         }
+        for e in self.all_held() {
+            let e = e?;
+            if e.pending.is_some() && !self.t.audit.contains_key(keys::audit(&e.account, e.seq))? {
+                out.push((e.account, e.seq));
+            }
+        }
         Ok(out)
     }
 
     /// Up to `limit` entries, newest first, older than `before` (a seq) if given. Of one
-    /// account: a backwards range scan. Of all: a pass over the whole log keeping the
-    /// newest `limit`, as entries are ordered by account first.
+    /// account: a backwards range scan, and the entries its watermark records hold. Of all:
+    /// a pass over the whole log keeping the newest `limit`, as entries are ordered by
+    /// account first, and one over every watermark record.
     pub fn audit_page(
         &self,
         account: Option<&AccountId>,
         before: Option<u64>,
         limit: usize,
     ) -> Result<Vec<AuditEntry>> {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
         let upper = before.unwrap_or(u64::MAX);
-        let mut out = Vec::new();
-        match account {
+        // The newest `limit` of the tree, and the newest `limit` held (an entry in both is
+        // found twice, and the tree's copy kept): the newest `limit` of all are among them.
+        let mut out: Vec<AuditEntry> = Vec::new();
+        let held = match account {
             Some(a) => {
                 let range = keys::audit(a, 0)..keys::audit(a, upper);
                 for kv in self.t.audit.range(range).rev().take(limit) {
                     let (k, v) = kv?;
                     out.push(dec("audit", &k, &v)?);
                 }
+                self.held_of(a)?
             }
             None => {
-                use std::cmp::Reverse;
-                use std::collections::BinaryHeap;
                 // The `limit` newest seqs below `upper`, as a min-heap.
                 let mut newest: BinaryHeap<Reverse<(u64, Vec<u8>)>> = BinaryHeap::new();
                 for k in self.t.audit.iter().keys() {
@@ -1097,15 +1343,35 @@ impl Store {
                         newest.pop();
                     }
                 }
-                let mut picked = newest.into_sorted_vec();
-                picked.truncate(limit);
-                for Reverse((_, k)) in picked {
+                for Reverse((_, k)) in newest.into_sorted_vec() {
                     if let Some(e) = get(&self.t.audit, "audit", &k)? {
                         out.push(e);
                     }
                 }
+                let mut newest_held: BinaryHeap<Reverse<(u64, HeldEntry)>> = BinaryHeap::new();
+                for e in self.all_held() {
+                    let e = e?;
+                    if e.seq >= upper {
+                        continue;
+                    }
+                    newest_held.push(Reverse((e.seq, HeldEntry(e))));
+                    if newest_held.len() > limit {
+                        newest_held.pop();
+                    }
+                }
+                newest_held
+                    .into_iter()
+                    .map(|Reverse((_, HeldEntry(e)))| e)
+                    .collect()
+            }
+        };
+        for e in held {
+            if e.seq < upper && !out.iter().any(|o| o.seq == e.seq) {
+                out.push(e);
             }
         }
+        out.sort_by_key(|e| Reverse(e.seq));
+        out.truncate(limit);
         Ok(out)
     }
 
@@ -1297,6 +1563,32 @@ mod tests {
         assert!(text.contains(&"01".repeat(16)), "{text}");
     }
 
+    /// A revoke-all of `markers` as the domain writes one, with an audit entry of its own.
+    pub(super) fn revoke(s: &Store, a: &AccountId, markers: &[(Scope, SessionKind, Marker)]) {
+        let base = s
+            .revocation_base(a, markers.iter().map(|(scope, _, _)| *scope), false)
+            .expect("read");
+        let seq = markers.first().map_or(0, |(_, _, m)| m.upto);
+        s.apply_revocation(a, base, markers, entry(a, seq))
+            .expect("revoke");
+    }
+
+    pub(super) fn entry(a: &AccountId, seq: u64) -> AuditEntry {
+        AuditEntry {
+            seq,
+            at: 1,
+            operation: "test.revoke_all".into(),
+            credential: Credential::Admin,
+            account: *a,
+            app: None,
+            scope: "app".into(),
+            session: None,
+            devices_forgotten: 0,
+            killed: None,
+            pending: None,
+        }
+    }
+
     fn watermark(upto: u64, by: &str) -> Marker {
         Marker {
             upto,
@@ -1318,14 +1610,9 @@ mod tests {
             (p, SessionKind::Login, watermark(5, "first")),
             (p, SessionKind::Pat, watermark(5, "first")),
         ];
-        s.apply_revocation(&a, &both, false).expect("revoke");
+        revoke(&s, &a, &both);
         // A later revoke of one kind of the same scope leaves the other kind's watermark.
-        s.apply_revocation(
-            &a,
-            &[(p, SessionKind::Login, watermark(9, "second"))],
-            false,
-        )
-        .expect("revoke");
+        revoke(&s, &a, &[(p, SessionKind::Login, watermark(9, "second"))]);
         assert_eq!(s.t.markers.len(), 1);
         let get = |scope, kind| s.marker(&a, scope, kind).expect("read");
         assert_eq!(get(p, SessionKind::Login), Some(watermark(9, "second")));
@@ -1333,15 +1620,14 @@ mod tests {
         assert_eq!(get(p, SessionKind::Oauth), None);
         assert_eq!(get(Scope::AllApps, SessionKind::Login), None);
         // Two scopes: both written (one transaction).
-        s.apply_revocation(
+        revoke(
+            &s,
             &a,
             &[
                 (Scope::NoApp, SessionKind::Idp, watermark(11, "okta")),
                 (Scope::AllApps, SessionKind::Oauth, watermark(11, "okta")),
             ],
-            false,
-        )
-        .expect("revoke");
+        );
         assert_eq!(s.t.markers.len(), 3);
         assert_eq!(
             get(Scope::NoApp, SessionKind::Idp),
@@ -1354,6 +1640,117 @@ mod tests {
     }
 
     #[test]
+    fn a_revoke_all_s_entry_is_held_by_its_record_until_counted_or_replaced() {
+        let (_d, s) = store();
+        let a = AccountId::from_random([6; 17]);
+        let p = Scope::App(AppKey(7));
+        let pending = |seq| AuditEntry {
+            pending: Some(PendingCount {
+                targets: vec![(p, SessionKind::Login)],
+                upto: seq,
+                except: None,
+                before: Vec::new(),
+            }),
+            ..entry(&a, seq)
+        };
+        let write = |seq: u64, e: AuditEntry| {
+            let base = s.revocation_base(&a, [p], false).expect("read");
+            s.apply_revocation(&a, base, &[(p, SessionKind::Login, watermark(seq, "w"))], e)
+                .expect("revoke");
+        };
+        // One write: the watermark record, holding the entry; nothing in `audit` yet.
+        write(5, pending(5));
+        assert_eq!(s.t.audit.len(), 0);
+        assert_eq!(s.audit_entry(&a, 5).expect("read"), Some(pending(5)));
+        assert_eq!(s.pending_audit().expect("read"), vec![(a, 5)]);
+        let seqs = |page: Vec<AuditEntry>| page.iter().map(|e| e.seq).collect::<Vec<_>>();
+        assert_eq!(seqs(s.audit_page(Some(&a), None, 10).expect("page")), [5]);
+        assert_eq!(seqs(s.audit_page(None, None, 10).expect("page")), [5]);
+        // The next revoke-all of the scope moves it to `audit`, pending still, and is held.
+        write(8, pending(8));
+        assert_eq!(s.t.audit.len(), 1);
+        assert_eq!(s.audit_entry(&a, 5).expect("read"), Some(pending(5)));
+        let mut all_pending = s.pending_audit().expect("read");
+        all_pending.sort_by_key(|(_, seq)| *seq);
+        assert_eq!(all_pending, vec![(a, 5), (a, 8)]);
+        for account in [Some(&a), None] {
+            assert_eq!(seqs(s.audit_page(account, None, 10).expect("page")), [8, 5]);
+            assert_eq!(seqs(s.audit_page(account, None, 1).expect("page")), [8]);
+            assert_eq!(seqs(s.audit_page(account, Some(8), 10).expect("page")), [5]);
+        }
+        // Counted, the held entry is written to `audit`: that copy is the one read, once.
+        let counted = AuditEntry {
+            killed: Some(AuditCount {
+                sessions: 2,
+                refresh_tokens: 1,
+            }),
+            ..entry(&a, 8)
+        };
+        s.put_audit(&counted).expect("count");
+        assert_eq!(s.audit_entry(&a, 8).expect("read"), Some(counted.clone()));
+        assert_eq!(s.pending_audit().expect("read"), vec![(a, 5)]);
+        for account in [Some(&a), None] {
+            let page = s.audit_page(account, None, 10).expect("page");
+            assert_eq!(seqs(page.clone()), [8, 5]);
+            assert_eq!(page[0], counted);
+        }
+        // Replacing a record whose entry was counted keeps the counted copy.
+        write(9, entry(&a, 9));
+        assert_eq!(s.audit_entry(&a, 8).expect("read"), Some(counted));
+        assert_eq!(seqs(s.audit_page(None, None, 10).expect("page")), [9, 8, 5]);
+    }
+
+    #[test]
+    fn a_record_names_each_revocation_once_and_the_layout_before_still_reads() {
+        let (_d, s) = store();
+        let a = AccountId::from_random([7; 17]);
+        let p = Scope::App(AppKey(7));
+        let kinds = [SessionKind::Login, SessionKind::Oauth, SessionKind::Pat];
+        let all: Vec<_> = kinds
+            .iter()
+            .map(|k| (p, *k, watermark(4, "rownd")))
+            .collect();
+        revoke(&s, &a, &all);
+        let key = keys::marker(&a, p);
+        let bytes = s.t.markers.get(&key).expect("read").expect("present");
+        let record = dec_markers(&key, &bytes).expect("decodes");
+        // The same revocation for three kinds: stored once.
+        let one = ScopeMarkers {
+            by_kind: kinds.iter().map(|k| (*k, watermark(4, "rownd"))).collect(),
+        };
+        assert_eq!(record.markers, one);
+        let without_entry = enc_markers(&MarkerRecord {
+            markers: one.clone(),
+            held: None,
+        })
+        .expect("encode");
+        let before = codec::encode(&one).expect("encode");
+        assert!(
+            without_entry.len() * 3 < before.len() * 2,
+            "{} bytes against {}",
+            without_entry.len(),
+            before.len()
+        );
+        // A record of the layout before reads as watermarks holding no entry.
+        s.t.markers.insert(&key, before).expect("insert");
+        assert_eq!(s.scope_markers(&a, p).expect("read"), Some(one));
+        assert_eq!(s.audit_entry(&a, 4).expect("read"), None);
+        // A watermark naming a revocation the record lacks is damage, named with its key.
+        let disk = MarkersDisk::<Revocation, AuditEntry> {
+            kinds: vec![(SessionKind::Login, 4, None, 3)],
+            revocations: vec![watermark(4, "x").revocation],
+            held: None,
+        };
+        let bad = codec::encode_as(codec::MARKERS_WITH_AUDIT, &disk).expect("encode");
+        s.t.markers.insert(&key, bad).expect("insert");
+        let err = s.scope_markers(&a, p).expect_err("corrupt").to_string();
+        assert!(
+            err.contains("markers") && err.contains("names revocation 3"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn every_application_watermarks_are_read_after_a_write_and_after_a_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
         let marked = AccountId::from_random([4; 17]);
@@ -1362,20 +1759,18 @@ mod tests {
         {
             let s = Store::open(dir.path(), &StoreOptions::default()).expect("open");
             // The other account has watermarks, only not of every application: no hint.
-            s.apply_revocation(
+            revoke(
+                &s,
                 &other,
                 &[(app, SessionKind::Login, watermark(3, "app"))],
-                false,
-            )
-            .expect("revoke");
+            );
             assert!(s.surely_unmarked(&other, Scope::AllApps));
             assert!(s.surely_unmarked(&marked, Scope::AllApps));
-            s.apply_revocation(
+            revoke(
+                &s,
                 &marked,
                 &[(Scope::AllApps, SessionKind::Oauth, watermark(8, "okta"))],
-                false,
-            )
-            .expect("revoke");
+            );
             assert!(!s.surely_unmarked(&marked, Scope::AllApps));
             assert_eq!(
                 s.marker(&marked, Scope::AllApps, SessionKind::Oauth)
@@ -1424,8 +1819,7 @@ mod tests {
                     .insert(k, enc("markers", &m).expect("enc"))
                     .expect("insert");
             }
-            s.apply_revocation(&a, &[(p, SessionKind::Pat, watermark(2, "new-pat"))], false)
-                .expect("revoke");
+            revoke(&s, &a, &[(p, SessionKind::Pat, watermark(2, "new-pat"))]);
             s.sync_blocking().expect("flush");
         }
         let s = Store::open(dir.path(), &StoreOptions::default()).expect("reopen");

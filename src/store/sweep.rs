@@ -2,7 +2,7 @@
 //! cursor, and removals that cannot take away a record that changed since it was read. The
 //! store decides nothing here: which records are dead is the domain's judgement.
 
-use super::{Result, Store, StoreError, dec, dec_session, keys};
+use super::{Result, Store, StoreError, dec, dec_markers, dec_session, keys};
 use crate::model::*;
 use sled::IVec;
 use sled::Transactional;
@@ -91,7 +91,7 @@ impl Store {
             };
             let mut account = [0; AccountId::LEN];
             account.copy_from_slice(&k[..AccountId::LEN]);
-            items.push((AccountId(account), scope, dec("markers", &k, &v)?));
+            items.push((AccountId(account), scope, dec_markers(&k, &v)?.markers));
         }
         Ok(Page { items, next })
     }
