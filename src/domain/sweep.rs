@@ -15,9 +15,10 @@
 //! (account, scope) pairs holding a watermark that had been dead for the retention at the
 //! cycle's start: only a session of such a pair can be due because of a watermark, so the
 //! others are judged on their own record (tombstone, expiry) without a read of their
-//! watermarks, which was most of a cycle's cost. Every judgement in a cycle is made against the
-//! time the cycle started (`t0`), so the cycle removes no session whose token records the
-//! pass over `tokens` kept: a session dead long enough at `t0` cannot rotate, and a death
+//! watermarks, which was most of a cycle's cost.
+//!
+//! Every judgement in a cycle is made against the time the cycle started (`t0`), so the
+//! cycle removes no session whose token records the pass over `tokens` kept: a session dead long enough at `t0` cannot rotate, and a death
 //! written later is stamped later than `t0 - retention` (but see the race below). So no
 //! token record points at a missing session, and `Store::check` stays clean between passes.
 //!

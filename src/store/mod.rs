@@ -1194,10 +1194,13 @@ impl Store {
             };
             record.markers.set(*kind, m.clone());
         }
-        match records.first_mut() {
-            Some((_, first)) => first.held = Some(entry),
-            None => return Ok(()),
-        }
+        let Some((_, first)) = records.first_mut() else {
+            return Err(StoreError::Encode {
+                tree: "markers",
+                detail: "a revoke-all of no scope".into(),
+            });
+        };
+        first.held = Some(entry);
         let encoded: Vec<(Vec<u8>, Vec<u8>)> = records
             .iter()
             .map(|(scope, r)| Ok((keys::marker(account, *scope), enc_markers(r)?)))
