@@ -240,11 +240,7 @@ pub fn encode_markers_record(markers: &ScopeMarkers, held: Option<&AuditEntry>) 
 
 /// Decodes a `markers` record of this layout, or a plain `ScopeMarkers` of the one before.
 fn dec_markers(key: &[u8], bytes: &[u8]) -> Result<MarkerRecord> {
-    let corrupt = |detail: String| StoreError::Corrupt {
-        tree: "markers",
-        key: hex_encode(key),
-        detail,
-    };
+    let corrupt = corruption("markers", key);
     let (version, body) = codec::split_version(bytes).map_err(corrupt)?;
     if version != codec::MARKERS_WITH_AUDIT {
         // Version 1, or an unknown one, which `decode` names.
@@ -317,11 +313,16 @@ fn enc<T: Serialize>(tree: &'static str, v: &T) -> Result<Vec<u8>> {
 }
 
 fn dec<T: DeserializeOwned>(tree: &'static str, key: &[u8], bytes: &[u8]) -> Result<T> {
-    codec::decode(bytes).map_err(|detail| StoreError::Corrupt {
+    codec::decode(bytes).map_err(corruption(tree, key))
+}
+
+/// The error for a record of `tree` at `key` that does not decode, from what is wrong.
+fn corruption<'a>(tree: &'static str, key: &'a [u8]) -> impl Fn(String) -> StoreError + Copy + 'a {
+    move |detail| StoreError::Corrupt {
         tree,
         key: hex_encode(key),
         detail,
-    })
+    }
 }
 
 /// A session record as versions before `Session::tokens` wrote it (version byte 1). Read
@@ -352,11 +353,7 @@ fn enc_session(s: &Session) -> Result<Vec<u8>> {
 
 /// Decodes a session record of this layout or of the one before, by its version byte.
 fn dec_session(key: &[u8], bytes: &[u8]) -> Result<Session> {
-    let corrupt = |detail: String| StoreError::Corrupt {
-        tree: "sessions",
-        key: hex_encode(key),
-        detail,
-    };
+    let corrupt = corruption("sessions", key);
     let (version, body) = codec::split_version(bytes).map_err(corrupt)?;
     match version {
         codec::SESSION_WITH_TOKENS => codec::decode_body(body).map_err(corrupt),
