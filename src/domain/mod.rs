@@ -410,10 +410,7 @@ impl Sessiond {
     /// `seq`, not excepting it.
     fn covering_watermarks(&self, s: &Session) -> Result<[Option<Marker>; 2]> {
         let store = &self.inner.store;
-        let scopes = match s.app {
-            None => [Some(Scope::NoApp), None],
-            Some(app) => [Some(Scope::App(app)), Some(Scope::AllApps)],
-        };
+        let scopes = scopes_reaching(s);
         let mut out = [None, None];
         for (slot, scope) in out.iter_mut().zip(scopes) {
             if let Some(scope) = scope
@@ -865,4 +862,13 @@ pub struct Rotated {
     pub refresh_token: String,
     pub hub_jwt: String,
     pub session: Session,
+}
+
+/// The scopes whose watermarks can reach `s`: its application's and every application's,
+/// or the identity provider's.
+pub(crate) fn scopes_reaching(s: &Session) -> [Option<Scope>; 2] {
+    match s.app {
+        None => [Some(Scope::NoApp), None],
+        Some(app) => [Some(Scope::App(app)), Some(Scope::AllApps)],
+    }
 }

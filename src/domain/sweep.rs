@@ -113,10 +113,7 @@ impl Sessiond {
     /// pairs that can hold a watermark covering it is in `sweep.aged`; otherwise no
     /// watermark can make it due, and its own record decides. Never due where `due` is not.
     fn due_in_cycle(&self, s: &Session, sweep: &Sweep) -> Result<bool> {
-        let scopes = match s.app {
-            None => [Some(Scope::NoApp), None],
-            Some(app) => [Some(Scope::App(app)), Some(Scope::AllApps)],
-        };
+        let scopes = super::scopes_reaching(s);
         let may_be_covered = match &sweep.aged {
             Some(aged) => scopes
                 .into_iter()

@@ -1257,17 +1257,14 @@ impl Store {
         Ok(self.held_of(account)?.into_iter().find(|e| e.seq == seq))
     }
 
-    /// The entries `account`'s watermark records hold that the `audit` tree does not.
+    /// The entries `account`'s watermark records hold. Some may be in the `audit` tree too
+    /// (counted since): the callers read the tree first and keep its copy.
     fn held_of(&self, account: &AccountId) -> Result<Vec<AuditEntry>> {
-        let mut out = Vec::new();
-        for (_, r) in self.marker_records_of(account)? {
-            if let Some(e) = r.held
-                && !self.t.audit.contains_key(keys::audit(account, e.seq))?
-            {
-                out.push(e);
-            }
-        }
-        Ok(out)
+        Ok(self
+            .marker_records_of(account)?
+            .into_iter()
+            .filter_map(|(_, r)| r.held)
+            .collect())
     }
 
     /// Every entry held by a watermark record, in key order (the audit tree not consulted).
