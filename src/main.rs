@@ -1,11 +1,13 @@
 //! The `sessiond` binary: logging, the command line, and the one place that prints an
 //! error and exits non-zero.
 
-/// sled 0.34 clones and frees whole tree nodes on every write; with glibc's allocator a
-/// quarter of a seeding profile was `_int_malloc`. mimalloc nearly doubled revokes/s at 32
-/// connections and seeding speed, side by side on the same data (BENCHMARKS.md).
+/// sled 0.34 clones and frees whole tree nodes on every write, and its page cache replaces
+/// nodes all the time. With glibc's allocator a quarter of a seeding profile was
+/// `_int_malloc`; mimalloc, which replaced it, was as fast as jemalloc but held on to the
+/// memory that churn frees: after the same revocations its peak RSS was 1.3–1.7× jemalloc's,
+/// at about three times the live heap. Side by side in BENCHMARKS.md ("The allocator").
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() {
     let cli = match sessiond::config::parse(std::env::args_os()) {

@@ -49,8 +49,12 @@ impl Default for Histogram {
     fn default() -> Histogram {
         #[cfg(not(feature = "miri_optimizations"))]
         {
-            let mut vals = Vec::with_capacity(BUCKETS);
-            vals.resize_with(BUCKETS, Default::default);
+            // sessiond patch: with `no_metrics` (the default) no bucket is ever read or
+            // written, and `resize_with` wrote 512 KiB of zeros for each of the 41
+            // histograms of `M`: 21 MB of resident memory for nothing.
+            let buckets = if cfg!(feature = "no_metrics") { 0 } else { BUCKETS };
+            let mut vals = Vec::with_capacity(buckets);
+            vals.resize_with(buckets, Default::default);
 
             Histogram {
                 vals,
