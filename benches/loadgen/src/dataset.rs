@@ -149,19 +149,24 @@ fn batch_len(total: usize, i: usize) -> usize {
     BATCH.min(total - i * BATCH)
 }
 
-/// Batch `i` of the calls, in one request; `None` if the target lacks the batch call.
+/// Batch `i` of the calls, in one request: the tokens of each session it created, in
+/// order; `None` if the target lacks the batch call.
 async fn batch(
     prov: &Provisioner,
     calls: &[(String, String)],
     i: usize,
     kind: &str,
-) -> anyhow::Result<Option<Vec<Value>>> {
+) -> anyhow::Result<Option<Vec<PairTokens>>> {
     let chunk = &calls[i * BATCH..i * BATCH + batch_len(calls.len(), i)];
     let entries: Vec<(&str, Option<&str>, &str)> = chunk
         .iter()
         .map(|(account, app)| (account.as_str(), Some(app.as_str()), kind))
         .collect();
-    retried(|| prov.create_sessions(&entries)).await
+    // Only the tokens are kept: a million whole answers held until seeding ends took
+    // gigabytes of the load generator's memory.
+    Ok(retried(|| prov.create_sessions(&entries))
+        .await?
+        .map(|answers| answers.iter().map(tokens_of).collect()))
 }
 
 /// What sessions to create, where.
@@ -230,7 +235,7 @@ async fn create_sessions(
         }
         None => None,
     };
-    let answers: Vec<Value> = match batched {
+    let answers: Vec<PairTokens> = match batched {
         Some(a) => a,
         None => {
             for_each(
@@ -243,7 +248,9 @@ async fn create_sessions(
                     let calls = calls.clone();
                     async move {
                         let (account, app) = &calls[i];
-                        retried(|| prov.create_session(account, Some(app), kind)).await
+                        retried(|| prov.create_session(account, Some(app), kind))
+                            .await
+                            .map(|answer| tokens_of(&answer))
                     }
                 },
             )
@@ -251,8 +258,7 @@ async fn create_sessions(
         }
     };
     let mut out = Vec::with_capacity(units.len());
-    for chunk in answers.chunks(sessions_per_pair.max(1)) {
-        let t = tokens_of(&chunk[0]);
+    for t in answers.into_iter().step_by(sessions_per_pair.max(1)) {
         if t.access.is_none() && t.login.is_none() {
             bail!("a `{kind}` session answer carries no access_token or login_token");
         }
