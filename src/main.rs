@@ -5,7 +5,8 @@
 /// nodes all the time. With glibc's allocator a quarter of a seeding profile was
 /// `_int_malloc`; mimalloc, which replaced it, was as fast as jemalloc but held on to the
 /// memory that churn frees: after the same revocations its peak RSS was 1.3–1.7× jemalloc's,
-/// at about three times the live heap. Side by side in BENCHMARKS.md ("The allocator").
+/// at about three times the live heap. Side by side in BENCHMARKS.md ("The allocator, for
+/// memory").
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
