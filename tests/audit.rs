@@ -196,17 +196,8 @@ async fn a_count_left_pending_by_a_stop_is_done_at_the_next_start() {
             cache_bytes: 16 << 20,
             durability: Durability::Fsync,
         };
-        // sled lets its directory lock go a moment after the last handle (tests/model.rs).
-        let mut tries = 0;
-        let store = loop {
-            match Store::open(srv.data_dir(), &opts) {
-                Err(sessiond::store::StoreError::Locked(..)) if tries < 500 => {
-                    tries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                other => break other.expect("open store"),
-            }
-        };
+        // `shutdown` returned once the store was closed (`wait_until_closed`).
+        let store = Store::open(srv.data_dir(), &opts).expect("open store");
         assert!(store.check().expect("check").is_clean());
         let state = Sessiond::new(
             store,

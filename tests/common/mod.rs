@@ -16,6 +16,33 @@ pub mod bin;
 
 pub const ADMIN: &str = "test-admin-token";
 
+/// Waits until the store in the data directory `dir` is closed: its sled lock is free.
+/// `serve` returns after the last flush, but a connection's task or a background job may
+/// still hold a handle of the service for a moment, and sled lets the lock go only when the
+/// last handle of its file goes (some with deferred frees). A new process never sees this;
+/// a reopen in the same one (a restart, a test that edits the store) would find the store
+/// locked.
+pub async fn wait_until_closed(dir: &std::path::Path) {
+    let db = dir.join("store").join("db");
+    let file = std::fs::File::open(&db).expect("sled's file");
+    for _ in 0..1000 {
+        match file.try_lock() {
+            Ok(()) => {
+                file.unlock().expect("unlock");
+                return;
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await
+            }
+            Err(std::fs::TryLockError::Error(e)) => panic!("lock {}: {e}", db.display()),
+        }
+    }
+    panic!(
+        "the store in {} is still open 10 s after serve returned",
+        dir.display()
+    );
+}
+
 /// The wall clock plus an offset the test moves forward (for expiry).
 #[derive(Default)]
 pub struct TestClock {
@@ -143,6 +170,7 @@ impl Server {
             task.await
                 .expect("server task")
                 .expect("server stopped cleanly");
+            wait_until_closed(self.dir.path()).await;
         }
     }
 
