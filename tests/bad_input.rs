@@ -391,6 +391,68 @@ async fn malformed_json_is_a_400_in_every_shape() {
     w.all_alive("malformed JSON").await;
 }
 
+/// Whitespace alone is a body and not JSON (Express's `body-parser`, strict, answers it with
+/// a 400), unlike an empty body, which the shapes that allow no body read as none. Found by
+/// schemathesis: `-d ' '` to logoutOtherClients was a 200 and revoked.
+#[tokio::test]
+async fn a_body_of_only_whitespace_is_malformed_json() {
+    let w = world().await;
+    let srv = &w.srv;
+    for ws in [&b" "[..], b"\r\n\t "] {
+        let json = [("content-type", "application/json")];
+        let a = srv
+            .send(
+                Method::POST,
+                "/api/v1/users.logoutOtherClients",
+                &[w.rc_creds()[0], w.rc_creds()[1], json[0]],
+                Some(ws),
+            )
+            .await;
+        assert_answer(
+            &a,
+            400,
+            &flashback_error("Invalid JSON body"),
+            "rocket.chat",
+        );
+        let a = srv
+            .send(
+                Method::POST,
+                "/sessions/revoke-all",
+                &[("authorization", &w.bearer()), json[0]],
+                Some(ws),
+            )
+            .await;
+        assert_answer(&a, 400, &flashback_error("Invalid JSON body"), "flashback");
+        let a = srv
+            .send(
+                Method::POST,
+                &w.rownd_path(),
+                &[w.rownd_creds()[0], w.rownd_creds()[1], json[0]],
+                Some(ws),
+            )
+            .await;
+        let rownd_400 = rownd_error(
+            400,
+            "Bad Request",
+            "body must be {\"sign_out_all\": boolean}",
+        );
+        assert_answer(&a, 400, &rownd_400, "rownd");
+    }
+    w.all_alive("a whitespace body").await;
+
+    // An empty body is no body: the call goes through.
+    let a = srv
+        .send(
+            Method::POST,
+            "/api/v1/users.logoutOtherClients",
+            &w.rc_creds(),
+            Some(b""),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(body(&a)["success"], json!(true));
+}
+
 #[tokio::test]
 async fn wrong_types_missing_and_unknown_fields_are_400() {
     let w = world().await;

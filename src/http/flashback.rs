@@ -59,8 +59,7 @@ fn authenticate(state: &Sessiond, req: &Req, app: &Application) -> Result<Active
 /// an array or a scalar is as ignorable), so not `Req::json`, which wants an object. Parsed
 /// into a `Value`, not skipped with `IgnoredAny`, which lets strings that are not UTF-8 by.
 fn ignored_body_ok(req: &Req) -> bool {
-    req.body.iter().all(u8::is_ascii_whitespace)
-        || serde_json::from_slice::<serde_json::Value>(&req.body).is_ok()
+    req.has_no_body() || serde_json::from_slice::<serde_json::Value>(&req.body).is_ok()
 }
 
 async fn revoke_all(state: &Sessiond, req: &Req, app: &Application) -> Resp {

@@ -49,16 +49,22 @@ impl Req {
             .next_back()
     }
 
+    /// The request carries no body: zero bytes. Whitespace alone is a body, and not JSON:
+    /// the JSON parsers behind these APIs (Express's `body-parser` in strict mode) answer it
+    /// with a 400, as they do any other malformed JSON.
+    pub fn has_no_body(&self) -> bool {
+        self.body.is_empty()
+    }
+
     /// The body as a JSON object. An empty body reads as `{}` where the contract allows no
     /// body. Anything but an object is refused before it reaches a typed struct (serde would
     /// otherwise read a JSON array positionally into the struct's fields).
     pub fn json<T: serde::de::DeserializeOwned>(&self, empty_is_object: bool) -> Result<T, String> {
-        let value: serde_json::Value =
-            if empty_is_object && self.body.iter().all(u8::is_ascii_whitespace) {
-                serde_json::Value::Object(Default::default())
-            } else {
-                serde_json::from_slice(&self.body).map_err(|e| e.to_string())?
-            };
+        let value: serde_json::Value = if empty_is_object && self.has_no_body() {
+            serde_json::Value::Object(Default::default())
+        } else {
+            serde_json::from_slice(&self.body).map_err(|e| e.to_string())?
+        };
         if !value.is_object() {
             return Err("the body must be a JSON object".into());
         }
