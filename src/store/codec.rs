@@ -21,6 +21,10 @@ pub const SESSION_WITH_TOKENS: u8 = 2;
 /// `FORMAT_V1` is a plain `ScopeMarkers`.
 pub const MARKERS_WITH_AUDIT: u8 = 2;
 
+/// `markers` records in the compact layout of `store::marker_codec`, with variable-length
+/// integers ([`encode_compact`]).
+pub const MARKERS_COMPACT: u8 = 3;
+
 /// No record comes near this; a length prefix claiming more is corruption, not a reason
 /// to allocate.
 const MAX_RECORD: u64 = 1 << 20;
@@ -30,6 +34,15 @@ fn options() -> impl Options {
         .with_limit(MAX_RECORD)
         .with_big_endian()
         .with_fixint_encoding()
+        .reject_trailing_bytes()
+}
+
+/// The same, with variable-length integers (a small number takes one byte).
+fn compact_options() -> impl Options {
+    bincode::DefaultOptions::new()
+        .with_limit(MAX_RECORD)
+        .with_big_endian()
+        .with_varint_encoding()
         .reject_trailing_bytes()
 }
 
@@ -58,6 +71,23 @@ pub fn split_version(bytes: &[u8]) -> Result<(u8, &[u8]), String> {
 /// Decodes what follows a version byte the caller has already matched.
 pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     options().deserialize(body).map_err(|e| e.to_string())
+}
+
+/// Encodes with the given version byte in variable-length integers (`MARKERS_COMPACT`).
+pub fn encode_compact<T: Serialize>(version: u8, value: &T) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(64);
+    out.push(version);
+    compact_options()
+        .serialize_into(&mut out, value)
+        .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// Decodes what follows a version byte of a variable-length layout.
+pub fn decode_compact_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    compact_options()
+        .deserialize(body)
+        .map_err(|e| e.to_string())
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {

@@ -29,6 +29,7 @@ mod check;
 pub mod codec;
 mod commit;
 pub mod keys;
+mod marker_codec;
 mod sweep;
 
 use crate::model::*;
@@ -157,7 +158,8 @@ impl RevocationBase {
 /// revoke-all that wrote it last, held here so that a revoke-all is one write. The entry
 /// goes to the `audit` tree when its count is written, or when a later revoke-all rewrites
 /// the record, whichever comes first; until then the audit reads find it here. An entry in
-/// both places is one revocation, and the `audit` tree's copy is the newer.
+/// both places is one revocation, and the `audit` tree's copy is the newer. Its bytes:
+/// `marker_codec`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct MarkerRecord {
     markers: ScopeMarkers,
@@ -185,43 +187,12 @@ impl Ord for HeldEntry {
     }
 }
 
-/// [`MarkerRecord`] on disk (layout byte `MARKERS_WITH_AUDIT`): each kind's watermark names
-/// its revocation by position, so that one written for several kinds (a Rownd revoke-all
-/// writes three) is stored once.
-#[derive(Serialize, serde::Deserialize)]
-struct MarkersDisk<R, E> {
-    kinds: Vec<(SessionKind, u64, Option<SessionId>, u8)>,
-    revocations: Vec<R>,
-    held: Option<E>,
+fn enc_markers(key: &[u8], r: &MarkerRecord) -> Result<Vec<u8>> {
+    marker_codec::encode(key, r)
 }
 
-fn enc_markers(r: &MarkerRecord) -> Result<Vec<u8>> {
-    let mut revocations: Vec<&Revocation> = Vec::new();
-    let mut kinds = Vec::with_capacity(r.markers.by_kind.len());
-    for (kind, m) in &r.markers.by_kind {
-        let at = match revocations.iter().position(|x| **x == m.revocation) {
-            Some(at) => at,
-            None => {
-                revocations.push(&m.revocation);
-                revocations.len() - 1
-            }
-        };
-        // At most one watermark per kind, and there are five kinds.
-        let at = u8::try_from(at).map_err(|_| StoreError::Encode {
-            tree: "markers",
-            detail: "more revocations than a record can name".into(),
-        })?;
-        kinds.push((*kind, m.upto, m.except, at));
-    }
-    let disk = MarkersDisk {
-        kinds,
-        revocations,
-        held: r.held.as_ref(),
-    };
-    codec::encode_as(codec::MARKERS_WITH_AUDIT, &disk).map_err(|detail| StoreError::Encode {
-        tree: "markers",
-        detail,
-    })
+fn dec_markers(key: &[u8], bytes: &[u8]) -> Result<MarkerRecord> {
+    marker_codec::decode(key, bytes)
 }
 
 /// A `markers` record's bytes as its watermarks and the entry it holds (the fuzz targets
@@ -230,52 +201,15 @@ pub fn decode_markers_record(bytes: &[u8]) -> Result<(ScopeMarkers, Option<Audit
     dec_markers(b"", bytes).map(|r| (r.markers, r.held))
 }
 
-/// The bytes of a `markers` record.
+/// The bytes of a `markers` record (of no key: the held entry keeps its account).
 pub fn encode_markers_record(markers: &ScopeMarkers, held: Option<&AuditEntry>) -> Result<Vec<u8>> {
-    enc_markers(&MarkerRecord {
-        markers: markers.clone(),
-        held: held.cloned(),
-    })
-}
-
-/// Decodes a `markers` record of this layout, or a plain `ScopeMarkers` of the one before.
-fn dec_markers(key: &[u8], bytes: &[u8]) -> Result<MarkerRecord> {
-    let corrupt = corruption("markers", key);
-    let (version, body) = codec::split_version(bytes).map_err(corrupt)?;
-    if version != codec::MARKERS_WITH_AUDIT {
-        // Version 1, or an unknown one, which `decode` names.
-        let markers = codec::decode(bytes).map_err(corrupt)?;
-        return Ok(MarkerRecord {
-            markers,
-            held: None,
-        });
-    }
-    let disk: MarkersDisk<Revocation, AuditEntry> = codec::decode_body(body).map_err(corrupt)?;
-    let mut by_kind = Vec::with_capacity(disk.kinds.len());
-    for (kind, upto, except, at) in disk.kinds {
-        let revocation = disk
-            .revocations
-            .get(usize::from(at))
-            .cloned()
-            .ok_or_else(|| {
-                corrupt(format!(
-                    "{kind:?} names revocation {at} of {}",
-                    disk.revocations.len()
-                ))
-            })?;
-        by_kind.push((
-            kind,
-            Marker {
-                upto,
-                except,
-                revocation,
-            },
-        ));
-    }
-    Ok(MarkerRecord {
-        markers: ScopeMarkers { by_kind },
-        held: disk.held,
-    })
+    enc_markers(
+        b"",
+        &MarkerRecord {
+            markers: markers.clone(),
+            held: held.cloned(),
+        },
+    )
 }
 
 pub struct Store {
@@ -576,7 +510,7 @@ impl Store {
         }
         let encoded: Vec<(Vec<u8>, Vec<u8>)> = merged
             .iter()
-            .map(|(k, v)| Ok((k.clone(), enc_markers(v)?)))
+            .map(|(k, v)| Ok((k.clone(), enc_markers(k, v)?)))
             .collect::<Result<_>>()?;
         self.t.markers.transaction(|mk| {
             for k in &old {
@@ -1200,7 +1134,11 @@ impl Store {
         first.held = Some(entry);
         let encoded: Vec<(Vec<u8>, Vec<u8>)> = records
             .iter()
-            .map(|(scope, r)| Ok((keys::marker(account, *scope), enc_markers(r)?)))
+            .map(|(scope, r)| {
+                let key = keys::marker(account, *scope);
+                let value = enc_markers(&key, r)?;
+                Ok((key, value))
+            })
             .collect::<Result<_>>()?;
         for held in base.held.iter().flatten() {
             let v = enc("audit", held)?;
@@ -1716,10 +1654,13 @@ mod tests {
             by_kind: kinds.iter().map(|k| (*k, watermark(4, "rownd"))).collect(),
         };
         assert_eq!(record.markers, one);
-        let without_entry = enc_markers(&MarkerRecord {
-            markers: one.clone(),
-            held: None,
-        })
+        let without_entry = enc_markers(
+            &key,
+            &MarkerRecord {
+                markers: one.clone(),
+                held: None,
+            },
+        )
         .expect("encode");
         let before = codec::encode(&one).expect("encode");
         assert!(
@@ -1733,7 +1674,7 @@ mod tests {
         assert_eq!(s.scope_markers(&a, p).expect("read"), Some(one));
         assert_eq!(s.audit_entry(&a, 4).expect("read"), None);
         // A watermark naming a revocation the record lacks is damage, named with its key.
-        let disk = MarkersDisk::<Revocation, AuditEntry> {
+        let disk = marker_codec::MarkersDisk::<Revocation, AuditEntry> {
             kinds: vec![(SessionKind::Login, 4, None, 3)],
             revocations: vec![watermark(4, "x").revocation],
             held: None,
