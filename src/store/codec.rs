@@ -3,7 +3,9 @@
 //! encoding (postcard is the maintained alternative) is a change to this file and a new
 //! version byte, nothing else. A record type whose fields change gets a layout byte of its
 //! own (`SESSION_WITH_TOKENS`), so a record of the old layout is read as such and never
-//! mistaken for a damaged new one.
+//! mistaken for a damaged new one. Watermark records, which every revoke-all reads and
+//! writes, are the exception: variable-length integers (`encode_compact`) in a layout of
+//! their own (`MARKERS_COMPACT`, built by `marker_codec.rs`).
 
 use bincode::Options;
 use serde::Serialize;
@@ -52,10 +54,18 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
 
 /// Encodes with the given version byte (`SESSION_WITH_TOKENS` for sessions).
 pub fn encode_as<T: Serialize>(version: u8, value: &T) -> Result<Vec<u8>, String> {
+    encode_with(options(), version, value)
+}
+
+/// Encodes with the given version byte in variable-length integers (`MARKERS_COMPACT`).
+pub fn encode_compact<T: Serialize>(version: u8, value: &T) -> Result<Vec<u8>, String> {
+    encode_with(compact_options(), version, value)
+}
+
+fn encode_with<T: Serialize>(o: impl Options, version: u8, value: &T) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(64);
     out.push(version);
-    options()
-        .serialize_into(&mut out, value)
+    o.serialize_into(&mut out, value)
         .map_err(|e| e.to_string())?;
     Ok(out)
 }
@@ -71,16 +81,6 @@ pub fn split_version(bytes: &[u8]) -> Result<(u8, &[u8]), String> {
 /// Decodes what follows a version byte the caller has already matched.
 pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     options().deserialize(body).map_err(|e| e.to_string())
-}
-
-/// Encodes with the given version byte in variable-length integers (`MARKERS_COMPACT`).
-pub fn encode_compact<T: Serialize>(version: u8, value: &T) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(64);
-    out.push(version);
-    compact_options()
-        .serialize_into(&mut out, value)
-        .map_err(|e| e.to_string())?;
-    Ok(out)
 }
 
 /// Decodes what follows a version byte of a variable-length layout.
