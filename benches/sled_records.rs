@@ -10,8 +10,9 @@
 //!
 //! Each size gets a fresh tree of N records with keys of the `markers` shape (28 random
 //! bytes), loaded in batches, and a page cache of C: N = 300,000 and C = 16 MiB by default
-//! (the tree is 2.6–6.6 times the cache, as a million sessions' watermarks are against the
-//! default cache), N = 1,000,000 and C = 64 MiB with `SESSIOND_BENCH_FULL=1`.
+//! (the records' keys and values alone are 2–6 times the cache; at a million sessions, the
+//! watermarks of 500,000 pairs are 1–2.5 times the default 64 MiB, beside the accounts),
+//! N = 1,000,000 and C = 64 MiB with `SESSIOND_BENCH_FULL=1`.
 //! - `rewrite`: a read of a random record of the N, then an insert over it (a pair's
 //!   revoke-all after its first);
 //! - `first_write`: then, a read of an absent key and an insert of it (a pair's first
