@@ -31,21 +31,20 @@ pub const MARKERS_COMPACT: u8 = 3;
 /// to allocate.
 const MAX_RECORD: u64 = 1 << 20;
 
-fn options() -> impl Options {
+/// What both integer encodings share: the size limit, byte order, and no trailing bytes.
+fn base() -> impl Options {
     bincode::DefaultOptions::new()
         .with_limit(MAX_RECORD)
         .with_big_endian()
-        .with_fixint_encoding()
-        .reject_trailing_bytes()
+}
+
+fn options() -> impl Options {
+    base().with_fixint_encoding().reject_trailing_bytes()
 }
 
 /// The same, with variable-length integers (a small number takes one byte).
 fn compact_options() -> impl Options {
-    bincode::DefaultOptions::new()
-        .with_limit(MAX_RECORD)
-        .with_big_endian()
-        .with_varint_encoding()
-        .reject_trailing_bytes()
+    base().with_varint_encoding().reject_trailing_bytes()
 }
 
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {

@@ -33,6 +33,7 @@ mod marker_codec;
 mod sweep;
 
 use crate::model::*;
+use marker_codec::{decode as dec_markers, encode as enc_markers};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree, abort};
@@ -185,14 +186,6 @@ impl Ord for HeldEntry {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.0.seq.cmp(&other.0.seq)
     }
-}
-
-fn enc_markers(key: &[u8], r: &MarkerRecord) -> Result<Vec<u8>> {
-    marker_codec::encode(key, r)
-}
-
-fn dec_markers(key: &[u8], bytes: &[u8]) -> Result<MarkerRecord> {
-    marker_codec::decode(key, bytes)
 }
 
 /// A `markers` record's bytes as its watermarks and the entry it holds (the fuzz targets
