@@ -346,12 +346,19 @@ async fn idempotent_and_durable_across_a_restart() {
     assert!(!srv.is_active(s(&w.oauth_a, "refresh_token")).await);
     assert_eq!(srv.session_state(&fresh).await, "active");
     assert!(srv.is_active(s(&w.login_a, "login_token")).await);
-    // The API token survived the restart too.
+    // The API token survived the restart too, and the restarted server knows which
+    // accounts exist and which do not.
     assert_eq!(
         revoke(&srv, &w.user, "", &ssws(&token)).await.status,
         StatusCode::NO_CONTENT
     );
     assert_eq!(srv.session_state(&fresh).await, "revoked");
+    assert_eq!(
+        revoke(&srv, "00uunknownunknown123", "", &ssws(&token))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]

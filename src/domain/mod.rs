@@ -488,7 +488,7 @@ impl Sessiond {
                 None => None,
             };
             if !accounts.contains(&new.account) {
-                if !store.has_account(&new.account)? {
+                if !store.has_account(&new.account) {
                     return Err(Error::NotFound("account"));
                 }
                 accounts.insert(new.account);

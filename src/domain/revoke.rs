@@ -52,7 +52,7 @@ impl Sessiond {
     ) -> Result<(Revoked, u64, Option<AuditCount>)> {
         let store = self.store();
         let _g = self.lock(account);
-        if !store.has_account(account)? {
+        if !store.has_account(account) {
             return Err(Error::NotFound("account"));
         }
         // The survivor must still be alive now, under the lock: otherwise its exception in

@@ -174,8 +174,9 @@ impl Store {
         let restored = (|| {
             let store = Store::open(dir, opts)?;
             let stats = store.load(path, dir, progress)?;
-            // The watermarks came in behind the store's back: learn them as an open does.
-            store.load_all_apps_hint()?;
+            // The accounts and watermarks came in behind the store's back: learn them as an
+            // open does.
+            store.load_presence()?;
             store.sync_blocking()?;
             let report = store.check()?;
             if !report.is_clean() {

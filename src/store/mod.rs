@@ -30,6 +30,7 @@ pub mod codec;
 mod commit;
 pub mod keys;
 mod marker_codec;
+mod presence;
 mod sweep;
 
 use crate::model::*;
@@ -215,12 +216,12 @@ pub struct Store {
     writes: std::sync::RwLock<()>,
     /// Applications and Rownd keys as last read (`appcache.rs`).
     apps: appcache::AppCache,
-    /// The accounts that may have every-application watermarks (Okta's `oauthTokens`):
-    /// built at open from the `markers` keys, added to before such a watermark is written,
-    /// never removed from (watermarks are never deleted). Every check of an application's
-    /// session, and every per-app revoke-all, asks for that scope's watermarks; for the
-    /// other accounts the answer is known without a read.
-    all_apps: std::sync::RwLock<std::collections::HashSet<AccountId>>,
+    /// The accounts (`presence.rs`): a revoke-all learns that its account exists without
+    /// a read.
+    known_accounts: presence::Accounts,
+    /// Which (account, scope) pairs may have a `markers` record (`presence.rs`): a
+    /// revoke-all or a token check of a pair that never had a revoke-all reads no watermark.
+    marked: presence::MarkedPairs,
 }
 
 impl Drop for Store {
@@ -419,7 +420,8 @@ impl Store {
             commit,
             writes: std::sync::RwLock::new(()),
             apps: appcache::AppCache::default(),
-            all_apps: Default::default(),
+            known_accounts: Default::default(),
+            marked: Default::default(),
         };
         // Once per store: the scan reads every watermark, which start-up need not repeat.
         if store.meta(MARKERS_LAYOUT_META)?.as_deref() != Some(MARKERS_LAYOUT) {
@@ -427,41 +429,22 @@ impl Store {
             store.set_meta(MARKERS_LAYOUT_META, MARKERS_LAYOUT)?;
             store.sync_blocking()?;
         }
-        store.load_all_apps_hint()?;
+        store.load_presence()?;
         Ok(store)
     }
 
-    /// Fills [`Store::all_apps`] from the `markers` keys: one pass over the keys, no value
-    /// decoded.
-    pub(super) fn load_all_apps_hint(&self) -> Result<()> {
-        let mut hint = self.all_apps_hint_mut();
-        for k in self.t.markers.iter().keys() {
-            let k = k?;
-            if keys::scope_of_marker(&k) == Some(Scope::AllApps) {
-                let mut id = [0; AccountId::LEN];
-                id.copy_from_slice(&k[..AccountId::LEN]);
-                hint.insert(AccountId(id));
-            }
-        }
+    /// Fills [`Store::known_accounts`] and [`Store::marked`] from the keys of their trees:
+    /// one pass over each, no value decoded.
+    pub(super) fn load_presence(&self) -> Result<()> {
+        self.known_accounts.extend(self.t.accounts.iter().keys())?;
+        self.marked.extend(self.t.markers.iter().keys())?;
         Ok(())
     }
 
-    fn all_apps_hint_mut(
-        &self,
-    ) -> std::sync::RwLockWriteGuard<'_, std::collections::HashSet<AccountId>> {
-        // A set updated in single inserts: a panic elsewhere cannot leave it half-written.
-        self.all_apps.write().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Whether `account` has no watermarks of `scope` that [`Store::all_apps`] knows of
-    /// without a read.
+    /// Whether `account` surely has no watermark record of `scope` ([`Store::marked`]).
+    #[cfg(test)]
     fn surely_unmarked(&self, account: &AccountId, scope: Scope) -> bool {
-        scope == Scope::AllApps
-            && !self
-                .all_apps
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains(account)
+        self.marked.surely_absent(&keys::marker(account, scope))
     }
 
     /// Rewrites watermarks of the layout before `ScopeMarkers` (one key per account, scope
@@ -736,6 +719,7 @@ impl Store {
                 accounts.insert(&account.id.0, value.clone())?;
                 Ok(())
             })?;
+        self.known_accounts.insert(account.id);
         Ok(())
     }
 
@@ -743,10 +727,10 @@ impl Store {
         get(&self.t.accounts, "accounts", &id.0)
     }
 
-    /// Whether the account exists: one key lookup, without decoding the record, for the
-    /// paths that need nothing else of it (every revoke-all checks it under the lock).
-    pub fn has_account(&self, id: &AccountId) -> Result<bool> {
-        Ok(self.t.accounts.contains_key(id.0)?)
+    /// Whether the account exists, known without a read (`presence.rs`), for the paths that
+    /// need nothing else of it (every revoke-all checks it under the lock).
+    pub fn has_account(&self, id: &AccountId) -> bool {
+        self.known_accounts.contains(id)
     }
 
     fn account_via(
@@ -998,10 +982,10 @@ impl Store {
 
     /// The record of one (account, scope), if it has one.
     fn marker_record(&self, account: &AccountId, scope: Scope) -> Result<Option<MarkerRecord>> {
-        if self.surely_unmarked(account, scope) {
+        let key = keys::marker(account, scope);
+        if self.marked.surely_absent(&key) {
             return Ok(None);
         }
-        let key = keys::marker(account, scope);
         match self.t.markers.get(&key)? {
             Some(v) => Ok(Some(dec_markers(&key, &v)?)),
             None => Ok(None),
@@ -1142,9 +1126,9 @@ impl Store {
                 Some(v),
             )?;
         }
-        // Before the write: a reader that can see the watermark must not skip its read.
-        if markers.iter().any(|(scope, _, _)| *scope == Scope::AllApps) {
-            self.all_apps_hint_mut().insert(*account);
+        // Before the write: a reader that can see the record must not skip its read.
+        for (k, _) in &encoded {
+            self.marked.insert(k);
         }
         if base.device_keys.is_empty()
             && let [(k, v)] = encoded.as_slice()
@@ -1682,14 +1666,14 @@ mod tests {
     }
 
     #[test]
-    fn every_application_watermarks_are_read_after_a_write_and_after_a_reopen() {
+    fn watermarks_are_read_after_a_write_and_after_a_reopen_and_absent_ones_not() {
         let dir = tempfile::tempdir().expect("tempdir");
         let marked = AccountId::from_random([4; 17]);
         let other = AccountId::from_random([5; 17]);
         let app = Scope::App(AppKey(7));
         {
             let s = Store::open(dir.path(), &StoreOptions::default()).expect("open");
-            // The other account has watermarks, only not of every application: no hint.
+            // The other account has watermarks, only not of every application.
             revoke(
                 &s,
                 &other,
@@ -1724,9 +1708,14 @@ mod tests {
             s.marker(&other, app, SessionKind::Login).expect("read"),
             Some(watermark(3, "app"))
         );
-        // Only that scope is ever answered without a read.
-        assert!(!s.surely_unmarked(&other, Scope::NoApp));
+        // Every scope without a record is answered without a read, of every account.
         assert!(!s.surely_unmarked(&other, app));
+        assert!(s.surely_unmarked(&other, Scope::NoApp));
+        assert!(s.surely_unmarked(&marked, app));
+        assert_eq!(
+            s.marker(&marked, app, SessionKind::Login).expect("read"),
+            None
+        );
     }
 
     #[test]

@@ -1,0 +1,190 @@
+//! What exists, known without a read of sled: the accounts, and the (account, scope) pairs
+//! that may have a `markers` record. Every revoke-all asks both (does the account exist?
+//! what watermarks does the pair have?), and every token check asks the second; each read
+//! of sled is a descent from the root, 8–13% of a revoke-all's CPU each in a profile at a
+//! million sessions, and for most pairs the answer to the second is "none".
+//!
+//! Both are built at open from the keys of their trees, and neither is ever removed from,
+//! as accounts and watermark records never are. A restore, which writes the trees behind
+//! the store's back, builds them again.
+//!
+//! **Accounts** are kept exactly (20 bytes each): a revoke-all of an account that does not
+//! exist must say so, and one of an account that does must not. An account is added once
+//! its creation is committed; a revoke-all racing the creation may still answer "no such
+//! account", as it would have a moment before.
+//!
+//! **Marked pairs** are kept as 64-bit fingerprints of their `markers` keys, added to
+//! *before* a record is written, so a reader that can see the record cannot skip its read.
+//! A key whose fingerprint is absent surely has no record; one whose fingerprint is present
+//! may have one (two keys can share a fingerprint), and is read. Fingerprints are keyed
+//! with a random key drawn per store, so nobody can choose keys that collide; a collision
+//! costs one read, never a wrong answer. About 9 bytes per pair with a record (a `u64` and
+//! hashbrown's control byte, at its load factor).
+
+use std::collections::HashSet;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::sync::RwLock;
+
+use crate::model::AccountId;
+
+/// The set's own hasher: fingerprints are already uniform, so they are their own hash.
+#[derive(Default)]
+struct Identity(u64);
+
+impl Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64`s are hashed here; anything else is folded in, not dropped.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// The accounts, exactly.
+#[derive(Default)]
+pub(super) struct Accounts {
+    set: RwLock<HashSet<AccountId>>,
+}
+
+impl Accounts {
+    /// Notes an account whose creation is committed.
+    pub fn insert(&self, id: AccountId) {
+        // Single inserts: a panic elsewhere cannot leave the set half-written.
+        self.set
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id);
+    }
+
+    pub fn contains(&self, id: &AccountId) -> bool {
+        self.set
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(id)
+    }
+
+    /// Adds every id of `ids` (an open, or a restore, reading the `accounts` keys); a key
+    /// that is not an account id is left out (and `sessiond check` names it).
+    pub fn extend<K: AsRef<[u8]>, E>(
+        &self,
+        ids: impl IntoIterator<Item = std::result::Result<K, E>>,
+    ) -> std::result::Result<usize, E> {
+        let mut fresh = HashSet::new();
+        for k in ids {
+            if let Ok(id) = <[u8; AccountId::LEN]>::try_from(k?.as_ref()) {
+                fresh.insert(AccountId(id));
+            }
+        }
+        let n = fresh.len();
+        self.set
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(fresh);
+        Ok(n)
+    }
+}
+
+/// The pairs that may have a watermark record, as fingerprints of their keys.
+#[derive(Default)]
+pub(super) struct MarkedPairs {
+    key: RandomState,
+    set: RwLock<HashSet<u64, BuildHasherDefault<Identity>>>,
+}
+
+impl MarkedPairs {
+    fn fingerprint(&self, marker_key: &[u8]) -> u64 {
+        self.key.hash_one(marker_key)
+    }
+
+    /// Notes that `marker_key` has (or is about to have) a record. Called before the write,
+    /// so a reader that can see the record cannot skip its read.
+    pub fn insert(&self, marker_key: &[u8]) {
+        let f = self.fingerprint(marker_key);
+        if !self.read().contains(&f) {
+            // Single inserts: a panic elsewhere cannot leave the set half-written.
+            self.set
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(f);
+        }
+    }
+
+    /// Whether `marker_key` surely has no record.
+    pub fn surely_absent(&self, marker_key: &[u8]) -> bool {
+        !self.read().contains(&self.fingerprint(marker_key))
+    }
+
+    /// Adds every key of `keys` (an open, or a restore, reading the `markers` keys).
+    pub fn extend<K: AsRef<[u8]>, E>(
+        &self,
+        keys: impl IntoIterator<Item = std::result::Result<K, E>>,
+    ) -> std::result::Result<usize, E> {
+        let mut fresh = HashSet::<u64, BuildHasherDefault<Identity>>::default();
+        for k in keys {
+            fresh.insert(self.fingerprint(k?.as_ref()));
+        }
+        let n = fresh.len();
+        self.set
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(fresh);
+        Ok(n)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashSet<u64, BuildHasherDefault<Identity>>> {
+        self.set.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_absent_until_inserted_and_present_for_good() {
+        let m = MarkedPairs::default();
+        assert!(m.surely_absent(b"a"));
+        m.insert(b"a");
+        m.insert(b"a");
+        assert!(!m.surely_absent(b"a"));
+        assert!(m.surely_absent(b"b"));
+        let n = m
+            .extend([b"b".as_slice(), b"c"].map(Ok::<_, ()>))
+            .expect("extend");
+        assert_eq!(n, 2);
+        for k in [b"a", b"b", b"c"] {
+            assert!(!m.surely_absent(k));
+        }
+        assert!(m.surely_absent(b"d"));
+    }
+
+    #[test]
+    fn accounts_are_known_once_inserted_or_loaded() {
+        let accounts = Accounts::default();
+        let a = AccountId::from_random([1; 17]);
+        let b = AccountId::from_random([2; 17]);
+        assert!(!accounts.contains(&a));
+        accounts.insert(a);
+        assert!(accounts.contains(&a) && !accounts.contains(&b));
+        let n = accounts
+            .extend([b.0.as_slice(), b"not an id".as_slice()].map(Ok::<_, ()>))
+            .expect("extend");
+        assert_eq!(n, 1);
+        assert!(accounts.contains(&b));
+    }
+
+    #[test]
+    fn two_stores_fingerprint_differently() {
+        // A per-store key: the same bytes do not map to the same fingerprint everywhere.
+        let fps: HashSet<u64> = (0..8)
+            .map(|_| MarkedPairs::default().fingerprint(b"account-scope"))
+            .collect();
+        assert!(fps.len() > 1, "{fps:?}");
+    }
+}
