@@ -18,8 +18,8 @@
 //! A key whose fingerprint is absent surely has no record; one whose fingerprint is present
 //! may have one (two keys can share a fingerprint), and is read. Fingerprints are keyed
 //! with a random key drawn per store, so nobody can choose keys that collide; a collision
-//! costs one read, never a wrong answer. About 9 bytes per pair with a record (a `u64` and
-//! hashbrown's control byte, at its load factor).
+//! costs one read, never a wrong answer. 9–18 bytes per pair with a record (a `u64` and
+//! hashbrown's control byte, times the table's spare capacity).
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
