@@ -23,7 +23,7 @@
 //! hashbrown's control byte, times the table's spare capacity).
 
 use std::collections::HashSet;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
 use std::sync::RwLock;
 
 use crate::model::AccountId;
@@ -47,43 +47,40 @@ impl Hasher for Identity {
     }
 }
 
-/// The accounts, exactly.
-#[derive(Default)]
-pub(super) struct Accounts {
-    set: RwLock<HashSet<AccountId>>,
+/// A set that only grows, read by many. Every change is one insert or one extend, so a
+/// panic elsewhere cannot leave it half-written, and a poisoned lock is still consistent.
+struct Growing<T, S = RandomState>(RwLock<HashSet<T, S>>);
+
+impl<T, S: Default> Default for Growing<T, S> {
+    fn default() -> Self {
+        Growing(RwLock::new(HashSet::default()))
+    }
 }
 
-impl Accounts {
-    /// Notes an account whose creation is committed.
-    pub fn insert(&self, id: AccountId) {
-        // Single inserts: a panic elsewhere cannot leave the set half-written.
-        self.set
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id);
+impl<T: Eq + Hash, S: BuildHasher + Default> Growing<T, S> {
+    fn insert(&self, v: T) {
+        if !self.contains(&v) {
+            self.0.write().unwrap_or_else(|p| p.into_inner()).insert(v);
+        }
     }
 
-    pub fn contains(&self, id: &AccountId) -> bool {
-        self.set
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(id)
+    fn contains(&self, v: &T) -> bool {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).contains(v)
     }
 
-    /// Adds every id of `ids` (an open, or a restore, reading the `accounts` keys); a key
-    /// that is not an account id is left out (and `sessiond check` names it).
-    pub fn extend<K: AsRef<[u8]>, E>(
+    /// Adds what `of` makes of each key (an open, or a restore, reading a tree's keys),
+    /// under the lock once; returns how many distinct values that was.
+    fn extend<K: AsRef<[u8]>, E>(
         &self,
-        ids: impl IntoIterator<Item = std::result::Result<K, E>>,
+        keys: impl IntoIterator<Item = std::result::Result<K, E>>,
+        of: impl Fn(&[u8]) -> Option<T>,
     ) -> std::result::Result<usize, E> {
-        let mut fresh = HashSet::new();
-        for k in ids {
-            if let Ok(id) = <[u8; AccountId::LEN]>::try_from(k?.as_ref()) {
-                fresh.insert(AccountId(id));
-            }
+        let mut fresh = HashSet::<T, S>::default();
+        for k in keys {
+            fresh.extend(of(k?.as_ref()));
         }
         let n = fresh.len();
-        self.set
+        self.0
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .extend(fresh);
@@ -91,11 +88,37 @@ impl Accounts {
     }
 }
 
+/// The accounts, exactly.
+#[derive(Default)]
+pub(super) struct Accounts(Growing<AccountId>);
+
+impl Accounts {
+    /// Notes an account whose creation is committed.
+    pub fn insert(&self, id: AccountId) {
+        self.0.insert(id);
+    }
+
+    pub fn contains(&self, id: &AccountId) -> bool {
+        self.0.contains(id)
+    }
+
+    /// Adds every id of `ids` (the `accounts` keys); a key that is not an account id is
+    /// left out (and `sessiond check` names it).
+    pub fn extend<K: AsRef<[u8]>, E>(
+        &self,
+        ids: impl IntoIterator<Item = std::result::Result<K, E>>,
+    ) -> std::result::Result<usize, E> {
+        self.0.extend(ids, |k| {
+            <[u8; AccountId::LEN]>::try_from(k).ok().map(AccountId)
+        })
+    }
+}
+
 /// The pairs that may have a watermark record, as fingerprints of their keys.
 #[derive(Default)]
 pub(super) struct MarkedPairs {
     key: RandomState,
-    set: RwLock<HashSet<u64, BuildHasherDefault<Identity>>>,
+    set: Growing<u64, BuildHasherDefault<Identity>>,
 }
 
 impl MarkedPairs {
@@ -106,40 +129,20 @@ impl MarkedPairs {
     /// Notes that `marker_key` has (or is about to have) a record. Called before the write,
     /// so a reader that can see the record cannot skip its read.
     pub fn insert(&self, marker_key: &[u8]) {
-        let f = self.fingerprint(marker_key);
-        if !self.read().contains(&f) {
-            // Single inserts: a panic elsewhere cannot leave the set half-written.
-            self.set
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(f);
-        }
+        self.set.insert(self.fingerprint(marker_key));
     }
 
     /// Whether `marker_key` surely has no record.
     pub fn surely_absent(&self, marker_key: &[u8]) -> bool {
-        !self.read().contains(&self.fingerprint(marker_key))
+        !self.set.contains(&self.fingerprint(marker_key))
     }
 
-    /// Adds every key of `keys` (an open, or a restore, reading the `markers` keys).
+    /// Adds every key of `keys` (the `markers` keys).
     pub fn extend<K: AsRef<[u8]>, E>(
         &self,
         keys: impl IntoIterator<Item = std::result::Result<K, E>>,
     ) -> std::result::Result<usize, E> {
-        let mut fresh = HashSet::<u64, BuildHasherDefault<Identity>>::default();
-        for k in keys {
-            fresh.insert(self.fingerprint(k?.as_ref()));
-        }
-        let n = fresh.len();
-        self.set
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(fresh);
-        Ok(n)
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashSet<u64, BuildHasherDefault<Identity>>> {
-        self.set.read().unwrap_or_else(|p| p.into_inner())
+        self.set.extend(keys, |k| Some(self.fingerprint(k)))
     }
 }
 
