@@ -408,3 +408,17 @@ scopes = ["okta.sessions.read"]
         "{err}"
     );
 }
+
+/// jemalloc takes the binary's options (`src/main.rs`): an options symbol under a name it
+/// does not read would be ignored without a word. `stats_print` makes it print the options
+/// it runs with when the process exits.
+#[test]
+fn the_allocator_runs_with_the_binarys_options() {
+    let out = run_with(
+        &[OsStr::new("--version")],
+        &[("_RJEM_MALLOC_CONF", "stats_print:true")],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("opt.narenas: 1\n"), "{err}");
+}
