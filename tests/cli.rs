@@ -1,5 +1,6 @@
 //! The binary's command line: `sessiond check`'s exit codes, flags that reach the server,
-//! where settings come from (flags, `SESSIOND_*`, the `--config` file) and the log lines.
+//! where settings come from (flags, `SESSIOND_*`, the `--config` file), the log lines, and
+//! the allocator's options compiled into the binary.
 
 mod common;
 use common::bin::*;
