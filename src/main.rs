@@ -15,7 +15,8 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// One arena for every thread, instead of jemalloc's default of four per CPU: sled's churn
 /// of node copies leaves partly filled pages in each arena, and at a million sessions half
 /// the resident memory was such pages. Under the peers' churn the peak fell from 582–660 MiB
-/// to 419–462 MiB, at the same throughput on two cores (BENCHMARKS.md, "jemalloc's arenas").
+/// to 419–462 MiB; on two cores, alternating runs could not tell its CPU per revoke from the
+/// default's (BENCHMARKS.md, "jemalloc's arenas").
 /// On many cores, `_RJEM_MALLOC_CONF=percpu_arena:percpu` gives an arena to each.
 #[allow(unsafe_code)] // C's `const char *malloc_conf`: a thin pointer to NUL-ended text
 #[unsafe(export_name = "_rjem_malloc_conf")]
