@@ -211,7 +211,8 @@ impl Sessiond {
 
     async fn revoke_all_durably(&self, account: &AccountId, plan: Plan<'_>) -> Result<Revoked> {
         let (out, seq, killed) = self.revoke_all(account, &plan)?;
-        self.sync().await?;
+        // A revoke-all writes only its record of the revocation log.
+        self.store().sync_revocations().await?;
         self.metrics().revoked(super::audit::label(plan.by));
         match killed {
             Some(c) => self.killed_now(plan.by, c),

@@ -104,14 +104,33 @@ impl Store {
             w.write_all(&[1])?;
             put_bytes(&mut w, 2, &name)?;
             stats.trees += 1;
-            for kv in tree.iter() {
-                let (k, v) = kv?;
+            let mut entry = |k: &[u8], v: &[u8]| -> Result<()> {
                 w.write_all(&[1])?;
-                put_bytes(&mut w, 4, &k)?;
-                put_bytes(&mut w, 4, &v)?;
+                put_bytes(&mut w, 4, k)?;
+                put_bytes(&mut w, 4, v)?;
                 stats.entries += 1;
                 if stats.entries.is_multiple_of(BATCH as u64) {
                     progress(stats.entries);
+                }
+                Ok(())
+            };
+            for kv in tree.iter() {
+                let (k, v) = kv?;
+                entry(&k, &v)?;
+            }
+            if name == "markers" {
+                // The watermark records live in the revocation log; the backup keeps them
+                // under the tree's name, as before it (writes wait, so the pages agree).
+                let mut after: Option<Vec<u8>> = None;
+                loop {
+                    let page = self.revlog.page(after.as_deref(), BATCH);
+                    for (k, v) in &page {
+                        entry(k, v)?;
+                    }
+                    after = page.last().map(|(k, _)| k.to_vec());
+                    if page.len() < BATCH {
+                        break;
+                    }
                 }
             }
             w.write_all(&[0])?;
@@ -244,9 +263,20 @@ impl Store {
             stats.trees += 1;
             let mut batch = sled::Batch::default();
             let mut n = 0;
+            let is_markers = name == b"markers";
+            let mut records = Vec::new();
             while read_n::<1>(&mut r)? == [1] {
                 let k = read_bytes(&mut r, 4)?;
                 let v = read_bytes(&mut r, 4)?;
+                if is_markers && let Ok(key) = super::revlog::Key::try_from(k.as_slice()) {
+                    // A watermark record: the revocation log's, one of its records a batch.
+                    records.push(super::revlog::Op::Put { key, value: v });
+                    if records.len() == BATCH {
+                        self.revlog.append(&std::mem::take(&mut records));
+                    }
+                    stats.entries += 1;
+                    continue;
+                }
                 batch.insert(k, v);
                 n += 1;
                 stats.entries += 1;
@@ -257,6 +287,9 @@ impl Store {
                 }
             }
             tree.apply_batch(batch)?;
+            if !records.is_empty() {
+                self.revlog.append(&records);
+            }
         }
         let mut rest = [0u8; 1];
         if r.read(&mut rest)? != 0 {

@@ -1,7 +1,8 @@
 //! Group commit: every acknowledged write is durable, and concurrent writers share one
 //! flush. A caller takes a ticket after its write is applied; a flush that starts after
 //! the ticket was taken covers it. One caller at a time leads a flush; the others wait for
-//! a flush that started after their ticket.
+//! a flush that started after their ticket. Two logs commit this way, each with its own
+//! group: sled's (its `flush()`) and the revocation log's (`revlog.rs`).
 
 use super::{Result, StoreError};
 use std::fs::File;
@@ -35,8 +36,13 @@ struct State {
     running: bool,
 }
 
+/// What a flush does: write out what the log buffers, and wait until it is as durable as
+/// the mode asks. Run on the blocking pool.
+pub(super) type Flusher = std::sync::Arc<dyn Fn() -> Result<()> + Send + Sync>;
+
 pub(super) struct GroupCommit {
     mode: Durability,
+    flusher: Flusher,
     state: Mutex<State>,
     /// The highest ticket known durable. Also bumped (to the same value) when a flush
     /// fails, so waiters wake up and see it.
@@ -61,7 +67,13 @@ fn poisoned(why: &str) -> StoreError {
 }
 
 impl GroupCommit {
-    pub(super) fn new(dir: &Path, mode: Durability) -> Result<GroupCommit> {
+    /// The group commit of sled's log: a flush is sled's `flush()` ([`flush`]).
+    pub(super) fn for_sled(dir: &Path, mode: Durability, db: &sled::Db) -> Result<GroupCommit> {
+        let db = db.clone();
+        Self::new(dir, mode, std::sync::Arc::new(move || flush(&db, mode)))
+    }
+
+    pub(super) fn new(dir: &Path, mode: Durability, flusher: Flusher) -> Result<GroupCommit> {
         if mode == Durability::Fsync {
             // The files sled created on a first open (its log, `blobs/`) are durable only
             // once the directories that name them are: sync both, once.
@@ -72,6 +84,7 @@ impl GroupCommit {
         }
         Ok(GroupCommit {
             mode,
+            flusher,
             state: Mutex::new(State::default()),
             done: watch::channel(0).0,
             failed: std::sync::OnceLock::new(),
@@ -102,14 +115,20 @@ impl GroupCommit {
     }
 
     /// Flushes synchronously, outside the group (CLI, shutdown, benches).
-    pub(super) fn flush_now(&self, db: &sled::Db) -> Result<()> {
+    pub(super) fn flush_now(&self) -> Result<()> {
         if let Some(why) = self.failed.get() {
             return Err(poisoned(why));
         }
         let started = std::time::Instant::now();
         let out = self
             .injected()
-            .and_then(|()| flush(db, self.mode))
+            .and_then(|()| {
+                if self.mode == Durability::None {
+                    Ok(())
+                } else {
+                    (self.flusher)()
+                }
+            })
             .inspect_err(|e| self.poison(e));
         self.flush_seconds.observe(started.elapsed().as_secs_f64());
         out
@@ -126,7 +145,7 @@ impl GroupCommit {
         }
     }
 
-    pub(super) async fn sync(&self, db: &sled::Db) -> Result<()> {
+    pub(super) async fn sync(&self) -> Result<()> {
         if self.mode == Durability::None {
             return Ok(());
         }
@@ -155,14 +174,13 @@ impl GroupCommit {
             };
             match lead {
                 Some(target) => {
-                    let db = db.clone();
-                    let mode = self.mode;
+                    let flusher = self.flusher.clone();
                     let timer = self.flush_seconds.clone();
                     let result = match self.injected() {
                         Err(e) => Err(e),
                         Ok(()) => tokio::task::spawn_blocking(move || {
                             let started = std::time::Instant::now();
-                            let out = flush(&db, mode);
+                            let out = flusher();
                             timer.observe(started.elapsed().as_secs_f64());
                             out
                         })
@@ -225,13 +243,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         {
             let db = fsync_db(dir.path());
-            let gc = GroupCommit::new(dir.path(), Durability::Fsync).expect("group commit");
+            let gc =
+                GroupCommit::for_sled(dir.path(), Durability::Fsync, &db).expect("group commit");
             db.insert("small", &[1u8; 64][..]).expect("insert");
-            gc.flush_now(&db).expect("flush");
+            gc.flush_now().expect("flush");
             // Over a quarter of the 512 KiB segment: sled writes it as a blob file, which
             // the patched sled syncs with its directory before the log points at it.
             db.insert("large", vec![7u8; 200 * 1024]).expect("insert");
-            gc.flush_now(&db).expect("flush");
+            gc.flush_now().expect("flush");
             let blobs = std::fs::read_dir(dir.path().join("blobs"))
                 .expect("blobs dir")
                 .count();
@@ -252,13 +271,13 @@ mod tests {
     fn after_a_failed_flush_nothing_is_acknowledged_again() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = fsync_db(dir.path());
-        let gc = GroupCommit::new(dir.path(), Durability::Fsync).expect("group commit");
+        let gc = GroupCommit::for_sled(dir.path(), Durability::Fsync, &db).expect("group commit");
         db.insert("k", "v").expect("insert");
         *gc.fail_next.lock().expect("lock") = Some(std::io::Error::other("EIO"));
-        let first = gc.flush_now(&db).expect_err("the flush fails");
+        let first = gc.flush_now().expect_err("the flush fails");
         assert!(!first.to_string().contains("earlier flush"), "{first}");
         // The disk "recovers"; sessiond does not pretend it did.
-        let again = gc.flush_now(&db).expect_err("still refused");
+        let again = gc.flush_now().expect_err("still refused");
         assert!(
             again.to_string().contains("an earlier flush failed"),
             "{again}"
@@ -266,7 +285,7 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
-        let asynced = rt.block_on(gc.sync(&db)).expect_err("sync refused too");
+        let asynced = rt.block_on(gc.sync()).expect_err("sync refused too");
         assert!(
             asynced.to_string().contains("an earlier flush failed"),
             "{asynced}"
@@ -277,15 +296,15 @@ mod tests {
     fn a_failure_in_the_group_path_is_reported_and_poisons() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = fsync_db(dir.path());
-        let gc = GroupCommit::new(dir.path(), Durability::Fsync).expect("group commit");
+        let gc = GroupCommit::for_sled(dir.path(), Durability::Fsync, &db).expect("group commit");
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .build()
             .expect("runtime");
         db.insert("k", "v").expect("insert");
-        rt.block_on(gc.sync(&db)).expect("a healthy flush");
+        rt.block_on(gc.sync()).expect("a healthy flush");
         *gc.fail_next.lock().expect("lock") = Some(std::io::Error::other("EIO"));
-        let e = rt.block_on(gc.sync(&db)).expect_err("the flush fails");
+        let e = rt.block_on(gc.sync()).expect_err("the flush fails");
         assert!(e.to_string().contains("EIO"), "{e}");
         assert!(gc.failure().is_some());
     }

@@ -16,7 +16,9 @@
 //! - `by_expiry`: expires ‖ session → () (sessions in expiry order; `check` keeps it exact,
 //!   the sweeper reads `sessions` itself, as revoked sessions are due before they expire)
 //! - `markers`: account ‖ scope → MarkerRecord (revoke-all watermarks, one per kind, and
-//!   the audit entry of the revoke-all that wrote the record last)
+//!   the audit entry of the revoke-all that wrote the record last). Not a sled tree: the
+//!   revocation log (`revlog.rs`) keeps them in memory, logged and snapshotted; sled's tree
+//!   of that name is where stores before it kept them, imported at the first open
 //! - `devices`: account ‖ device id → RememberedDevice
 //! - `api_tokens`: SHA-256(token) → ApiToken
 //! - `jtis`: app ‖ jti → expiry (client-JWT replay detection)
@@ -31,13 +33,14 @@ mod commit;
 pub mod keys;
 mod marker_codec;
 mod presence;
+mod revlog;
 mod sweep;
 
 use crate::model::*;
 use marker_codec::{decode as dec_markers, encode as enc_markers};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree, abort};
+use sled::transaction::{ConflictableTransactionError, TransactionError, abort};
 use sled::{Transactional, Tree};
 use std::path::{Path, PathBuf};
 
@@ -146,7 +149,8 @@ pub struct RevocationBase {
     pub previous: Vec<(Scope, ScopeMarkers)>,
     /// The audit entries those records hold, in the same order.
     held: Vec<Option<AuditEntry>>,
-    device_keys: Vec<sled::IVec>,
+    /// The remembered devices to forget, as read (removed only if still these bytes).
+    device_keys: Vec<(sled::IVec, sled::IVec)>,
 }
 
 impl RevocationBase {
@@ -219,9 +223,8 @@ pub struct Store {
     /// The accounts (`presence.rs`): a revoke-all learns that its account exists without
     /// a read.
     known_accounts: presence::Accounts,
-    /// Which (account, scope) pairs may have a `markers` record (`presence.rs`): a
-    /// revoke-all or a token check of a pair that never had a revoke-all reads no watermark.
-    marked: presence::MarkedPairs,
+    /// The watermark records, in memory, with their own log and group commit (`revlog.rs`).
+    revlog: revlog::RevLog,
 }
 
 impl Drop for Store {
@@ -230,6 +233,7 @@ impl Drop for Store {
     /// directory can be opened again in this process. Best effort: an acknowledged write
     /// was made durable long before.
     fn drop(&mut self) {
+        self.revlog.close();
         if let Err(e) = self.db.flush() {
             tracing::warn!(error = %e, "flushing the store at close failed");
         }
@@ -412,7 +416,21 @@ impl Store {
             jtis: open("jtis")?,
             audit: open("audit")?,
         };
-        let commit = commit::GroupCommit::new(&sled_dir, opts.durability)?;
+        let commit = commit::GroupCommit::for_sled(&sled_dir, opts.durability, &db)?;
+        // Once per store: the scan reads every watermark, which start-up need not repeat.
+        let layout = t.meta.get(MARKERS_LAYOUT_META)?;
+        if layout.as_deref() != Some(MARKERS_LAYOUT) {
+            migrate_markers(&t)?;
+            t.meta.insert(MARKERS_LAYOUT_META, MARKERS_LAYOUT)?;
+            commit.flush_now()?;
+        }
+        let revlog = revlog::RevLog::open(
+            &sled_dir,
+            opts.durability,
+            &t,
+            &db,
+            commit.flush_seconds.clone(),
+        )?;
         let store = Store {
             db,
             t,
@@ -421,89 +439,78 @@ impl Store {
             writes: std::sync::RwLock::new(()),
             apps: appcache::AppCache::default(),
             known_accounts: Default::default(),
-            marked: Default::default(),
+            revlog,
         };
-        // Once per store: the scan reads every watermark, which start-up need not repeat.
-        if store.meta(MARKERS_LAYOUT_META)?.as_deref() != Some(MARKERS_LAYOUT) {
-            store.migrate_markers()?;
-            store.set_meta(MARKERS_LAYOUT_META, MARKERS_LAYOUT)?;
-            store.sync_blocking()?;
-        }
         store.load_presence()?;
         Ok(store)
     }
 
-    /// Fills [`Store::known_accounts`] and [`Store::marked`] from the keys of their trees:
-    /// one pass over each, no value decoded.
+    /// Fills [`Store::known_accounts`] from the keys of its tree: one pass, no value
+    /// decoded.
     pub(super) fn load_presence(&self) -> Result<()> {
         self.known_accounts.extend(self.t.accounts.iter().keys())?;
-        self.marked.extend(self.t.markers.iter().keys())?;
         Ok(())
     }
+}
 
-    /// Whether `account` surely has no watermark record of `scope` ([`Store::marked`]).
-    #[cfg(test)]
-    fn surely_unmarked(&self, account: &AccountId, scope: Scope) -> bool {
-        self.marked.surely_absent(&keys::marker(account, scope))
-    }
-
-    /// Rewrites watermarks of the layout before `ScopeMarkers` (one key per account, scope
-    /// and kind) into one key per account and scope, in one transaction. Returns how many
-    /// old entries there were.
-    fn migrate_markers(&self) -> Result<usize> {
-        let mut old = Vec::new();
-        let mut merged: std::collections::BTreeMap<Vec<u8>, MarkerRecord> = Default::default();
-        for kv in self.t.markers.iter() {
-            let (k, v) = kv?;
-            if k.len() != keys::OLD_MARKER_KEY_LEN {
-                continue;
-            }
-            let code = k[keys::MARKER_KEY_LEN];
-            let Some(kind) = SessionKind::ALL.into_iter().find(|k| k.code() == code) else {
-                return Err(StoreError::Corrupt {
-                    tree: "markers",
-                    key: hex_encode(&k),
-                    detail: "an old-layout key with an unknown session kind".into(),
-                });
-            };
-            let m: Marker = dec("markers", &k, &v)?;
-            let new_key = k[..keys::MARKER_KEY_LEN].to_vec();
-            let entry = match merged.entry(new_key) {
-                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    let current = match self.t.markers.get(e.key())? {
-                        Some(v) => dec_markers(e.key(), &v)?,
-                        None => MarkerRecord::default(),
-                    };
-                    e.insert(current)
-                }
-            };
-            entry.markers.set(kind, m);
-            old.push(k);
+/// Rewrites watermarks of the layout before `ScopeMarkers` (one key per account, scope and
+/// kind) into one key per account and scope, in one transaction, in sled's `markers` tree
+/// (which the revocation log imports next). Returns how many old entries there were.
+fn migrate_markers(t: &Trees) -> Result<usize> {
+    let mut old = Vec::new();
+    let mut merged: std::collections::BTreeMap<Vec<u8>, MarkerRecord> = Default::default();
+    for kv in t.markers.iter() {
+        let (k, v) = kv?;
+        if k.len() != keys::OLD_MARKER_KEY_LEN {
+            continue;
         }
-        if old.is_empty() {
-            return Ok(0);
-        }
-        let encoded: Vec<(Vec<u8>, Vec<u8>)> = merged
-            .iter()
-            .map(|(k, v)| Ok((k.clone(), enc_markers(k, v)?)))
-            .collect::<Result<_>>()?;
-        self.t.markers.transaction(|mk| {
-            for k in &old {
-                mk.remove(k)?;
+        let code = k[keys::MARKER_KEY_LEN];
+        let Some(kind) = SessionKind::ALL.into_iter().find(|k| k.code() == code) else {
+            return Err(StoreError::Corrupt {
+                tree: "markers",
+                key: hex_encode(&k),
+                detail: "an old-layout key with an unknown session kind".into(),
+            });
+        };
+        let m: Marker = dec("markers", &k, &v)?;
+        let new_key = k[..keys::MARKER_KEY_LEN].to_vec();
+        let entry = match merged.entry(new_key) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let current = match t.markers.get(e.key())? {
+                    Some(v) => dec_markers(e.key(), &v)?,
+                    None => MarkerRecord::default(),
+                };
+                e.insert(current)
             }
-            for (k, v) in &encoded {
-                mk.insert(k.as_slice(), v.clone())?;
-            }
-            Ok::<(), ConflictableTransactionError<StoreError>>(())
-        })?;
-        tracing::info!(
-            entries = old.len(),
-            "migrated revoke-all watermarks to one key per scope"
-        );
-        Ok(old.len())
+        };
+        entry.markers.set(kind, m);
+        old.push(k);
     }
+    if old.is_empty() {
+        return Ok(0);
+    }
+    let encoded: Vec<(Vec<u8>, Vec<u8>)> = merged
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), enc_markers(k, v)?)))
+        .collect::<Result<_>>()?;
+    t.markers.transaction(|mk| {
+        for k in &old {
+            mk.remove(k)?;
+        }
+        for (k, v) in &encoded {
+            mk.insert(k.as_slice(), v.clone())?;
+        }
+        Ok::<(), ConflictableTransactionError<StoreError>>(())
+    })?;
+    tracing::info!(
+        entries = old.len(),
+        "migrated revoke-all watermarks to one key per scope"
+    );
+    Ok(old.len())
+}
 
+impl Store {
     /// Held across one write: a snapshot waits for it, and it waits for a snapshot.
     fn writing(&self) -> std::sync::RwLockReadGuard<'_, ()> {
         self.writes.read().unwrap_or_else(|p| p.into_inner())
@@ -521,19 +528,33 @@ impl Store {
 
     /// Makes every write done before this call durable, sharing the work with concurrent
     /// callers (group commit). Call it before acknowledging a write.
+    ///
+    /// The revocation log first: a write to sled may rest on a watermark read from it (the
+    /// sweeper's removals, the audit's counts), and must not outlive it in a crash.
     pub async fn sync(&self) -> Result<()> {
-        self.commit.sync(&self.db).await
+        if self.revlog.unsynced() {
+            self.revlog.sync().await?;
+        }
+        self.commit.sync().await
+    }
+
+    /// Makes every revoke-all applied before this call durable: its watermark records, with
+    /// the sled writes they carry ([`Store::apply_revocation`]), are in the revocation log,
+    /// so only that log is synced (its own group commit).
+    pub async fn sync_revocations(&self) -> Result<()> {
+        self.revlog.sync().await
     }
 
     /// The blocking form of [`Store::sync`], for the CLI and benches.
     pub fn sync_blocking(&self) -> Result<()> {
-        self.commit.flush_now(&self.db)
+        self.revlog.sync_now()?;
+        self.commit.flush_now()
     }
 
     /// Whether the store can acknowledge a write now: no earlier flush failed, and a small
     /// write to `meta` goes through a durable flush (`GET /readyz`).
     pub async fn ready(&self, now: Millis) -> Result<()> {
-        if let Some(why) = self.commit.failure() {
+        if let Some(why) = self.commit.failure().or(self.revlog.failure()) {
             return Err(StoreError::Io(std::io::Error::other(format!(
                 "an earlier flush failed ({why})"
             ))));
@@ -545,7 +566,8 @@ impl Store {
         self.sync().await
     }
 
-    /// The histogram of durable flushes, for `GET /metrics`.
+    /// The histogram of durable flushes (of sled's log and of the revocation log), for
+    /// `GET /metrics`.
     pub fn flush_histogram(&self) -> prometheus_client::metrics::histogram::Histogram {
         self.commit.flush_seconds.clone()
     }
@@ -565,7 +587,7 @@ impl Store {
             applications: self.t.apps.len() as u64,
             sessions,
             tokens,
-            disk_bytes: self.db.size_on_disk()?,
+            disk_bytes: self.db.size_on_disk()? + self.revlog.disk_bytes(),
         })
     }
 
@@ -983,10 +1005,7 @@ impl Store {
     /// The record of one (account, scope), if it has one.
     fn marker_record(&self, account: &AccountId, scope: Scope) -> Result<Option<MarkerRecord>> {
         let key = keys::marker(account, scope);
-        if self.marked.surely_absent(&key) {
-            return Ok(None);
-        }
-        match self.t.markers.get(&key)? {
+        match self.revlog.get(&key) {
             Some(v) => Ok(Some(dec_markers(&key, &v)?)),
             None => Ok(None),
         }
@@ -995,9 +1014,7 @@ impl Store {
     /// Every record of an account, by scope.
     fn marker_records_of(&self, account: &AccountId) -> Result<Vec<(Scope, MarkerRecord)>> {
         let mut out = Vec::new();
-        for kv in self.t.markers.scan_prefix(account.0) {
-            let (k, v) = kv?;
-            // Old-layout keys are migrated at open; anything else is not a watermark.
+        for (k, v) in self.revlog.with_prefix(&account.0) {
             if let Some(scope) = keys::scope_of_marker(&k) {
                 out.push((scope, dec_markers(&k, &v)?));
             }
@@ -1052,7 +1069,6 @@ impl Store {
             self.t
                 .devices
                 .scan_prefix(account.0)
-                .keys()
                 .collect::<std::result::Result<_, _>>()?
         } else {
             Vec::new()
@@ -1065,13 +1081,16 @@ impl Store {
     }
 
     /// Writes a revoke-all over `base`: its watermarks, the removal of the devices `base`
-    /// found, and its audit entry, held in the record of the first scope of `base`. One
-    /// scope without devices is one insert, atomic on its own and without the cost of a
-    /// sled transaction; anything more is one transaction.
+    /// found, and its audit entry, held in the record of the first scope of `base`, as one
+    /// record of the revocation log (atomic: a crash keeps all of it or none). The caller
+    /// makes it durable with [`Store::sync_revocations`].
     ///
-    /// The entries the rewritten records held go to the `audit` tree first, unless their
-    /// count put them there already: none is lost, and a crash between the two writes
-    /// leaves at worst an entry in both places (read as one).
+    /// The entries the rewritten records held go to the `audit` tree at once, unless their
+    /// count put them there already: none is lost, and a crash that keeps that write and
+    /// not the record leaves at worst an entry in both places (read as one). Devices are
+    /// removed only once the record is durable (a sync of the log here: only Okta's
+    /// `forgetDevices` asks for it), so a crash never forgets them for a revocation it
+    /// lost.
     pub fn apply_revocation(
         &self,
         account: &AccountId,
@@ -1109,45 +1128,44 @@ impl Store {
             });
         };
         first.held = Some(entry);
-        let encoded: Vec<(Vec<u8>, Vec<u8>)> = records
-            .iter()
-            .map(|(scope, r)| {
-                let key = keys::marker(account, *scope);
-                let value = enc_markers(&key, r)?;
-                Ok((key, value))
-            })
-            .collect::<Result<_>>()?;
+        let mut ops = Vec::with_capacity(records.len() + base.held.len());
+        for (scope, r) in &records {
+            let key = keys::marker(account, *scope);
+            let value = enc_markers(&key, r)?;
+            ops.push(revlog::Op::Put {
+                key: key.as_slice().try_into().map_err(|_| StoreError::Encode {
+                    tree: "markers",
+                    detail: "a watermark key of the wrong length".into(),
+                })?,
+                value,
+            });
+        }
         for held in base.held.iter().flatten() {
-            let v = enc("audit", held)?;
-            // Written only where absent: a copy there is the count's, and newer.
-            let _ = self.t.audit.compare_and_swap(
-                keys::audit(&held.account, held.seq),
-                None as Option<&[u8]>,
-                Some(v),
-            )?;
+            let op = revlog::Op::AuditIfAbsent {
+                key: keys::audit(&held.account, held.seq),
+                value: enc("audit", held)?,
+            };
+            revlog::apply_to_sled(&self.t, &op)?;
+            ops.push(op);
         }
-        // Before the write: a reader that can see the record must not skip its read.
-        for (k, _) in &encoded {
-            self.marked.insert(k);
+        let forget: Vec<revlog::Op> = base
+            .device_keys
+            .into_iter()
+            .map(|(key, value)| revlog::Op::ForgetDevice {
+                key: key.to_vec(),
+                value: value.to_vec(),
+            })
+            .collect();
+        ops.extend(forget.iter().cloned());
+        self.revlog.append(&ops);
+        if !forget.is_empty() {
+            // The devices go only once the record that says so is durable: a crash before
+            // leaves both, after it the log's replay removes them if sled had not.
+            self.revlog.sync_now()?;
+            for op in &forget {
+                revlog::apply_to_sled(&self.t, op)?;
+            }
         }
-        if base.device_keys.is_empty()
-            && let [(k, v)] = encoded.as_slice()
-        {
-            self.t.markers.insert(k.as_slice(), v.as_slice())?;
-            return Ok(());
-        }
-        let device_keys = base.device_keys;
-        (&self.t.markers, &self.t.devices).transaction(
-            |(mk, dev): &(TransactionalTree, TransactionalTree)| {
-                for (k, v) in &encoded {
-                    mk.insert(k.as_slice(), v.clone())?;
-                }
-                for k in &device_keys {
-                    dev.remove(k)?;
-                }
-                Ok(())
-            },
-        )?;
         Ok(())
     }
 
@@ -1184,13 +1202,26 @@ impl Store {
 
     /// Every entry held by a watermark record, in key order (the audit tree not consulted).
     fn all_held(&self) -> impl Iterator<Item = Result<AuditEntry>> + '_ {
-        self.t.markers.iter().filter_map(|kv| {
-            let (k, v) = match kv {
-                Ok(kv) => kv,
-                Err(e) => return Some(Err(e.into())),
-            };
-            keys::scope_of_marker(&k)?;
-            dec_markers(&k, &v).map(|r| r.held).transpose()
+        let mut page: Vec<(revlog::Key, std::sync::Arc<[u8]>)> = Vec::new();
+        let mut after: Option<revlog::Key> = None;
+        let mut done = false;
+        std::iter::from_fn(move || {
+            loop {
+                if let Some((k, v)) = page.pop() {
+                    if let Some(e) = dec_markers(&k, &v).map(|r| r.held).transpose() {
+                        return Some(e);
+                    }
+                    continue;
+                }
+                if done {
+                    return None;
+                }
+                page = self.revlog.page(after.as_ref().map(|k| k.as_slice()), 4096);
+                after = page.last().map(|(k, _)| *k);
+                done = page.len() < 4096;
+                // Popped from the back: key order.
+                page.reverse();
+            }
         })
     }
 
@@ -1475,6 +1506,14 @@ mod tests {
         assert!(text.contains(&"01".repeat(16)), "{text}");
     }
 
+    /// Writes a watermark record's bytes as they are, behind the codec's back.
+    fn put_record(s: &Store, key: &[u8], bytes: Vec<u8>) {
+        s.revlog.append(&[revlog::Op::Put {
+            key: key.try_into().expect("key length"),
+            value: bytes,
+        }]);
+    }
+
     /// A revoke-all of `markers` as the domain writes one, with an audit entry of its own.
     pub(super) fn revoke(s: &Store, a: &AccountId, markers: &[(Scope, SessionKind, Marker)]) {
         let base = s
@@ -1525,7 +1564,7 @@ mod tests {
         revoke(&s, &a, &both);
         // A later revoke of one kind of the same scope leaves the other kind's watermark.
         revoke(&s, &a, &[(p, SessionKind::Login, watermark(9, "second"))]);
-        assert_eq!(s.t.markers.len(), 1);
+        assert_eq!(s.revlog.with_prefix(&a.0).len(), 1);
         let get = |scope, kind| s.marker(&a, scope, kind).expect("read");
         assert_eq!(get(p, SessionKind::Login), Some(watermark(9, "second")));
         assert_eq!(get(p, SessionKind::Pat), Some(watermark(5, "first")));
@@ -1540,7 +1579,7 @@ mod tests {
                 (Scope::AllApps, SessionKind::Oauth, watermark(11, "okta")),
             ],
         );
-        assert_eq!(s.t.markers.len(), 3);
+        assert_eq!(s.revlog.with_prefix(&a.0).len(), 3);
         assert_eq!(
             get(Scope::NoApp, SessionKind::Idp),
             Some(watermark(11, "okta"))
@@ -1624,7 +1663,7 @@ mod tests {
             .collect();
         revoke(&s, &a, &all);
         let key = keys::marker(&a, p);
-        let bytes = s.t.markers.get(&key).expect("read").expect("present");
+        let bytes = s.revlog.get(&key).expect("present");
         let record = dec_markers(&key, &bytes).expect("decodes");
         // The same revocation for three kinds: stored once.
         let one = ScopeMarkers {
@@ -1647,7 +1686,7 @@ mod tests {
             before.len()
         );
         // A record of the layout before reads as watermarks holding no entry.
-        s.t.markers.insert(&key, before).expect("insert");
+        put_record(&s, &key, before);
         assert_eq!(s.scope_markers(&a, p).expect("read"), Some(one));
         assert_eq!(s.audit_entry(&a, 4).expect("read"), None);
         // A watermark naming a revocation the record lacks is damage, named with its key.
@@ -1657,7 +1696,7 @@ mod tests {
             held: None,
         };
         let bad = codec::encode_as(codec::MARKERS_WITH_AUDIT, &disk).expect("encode");
-        s.t.markers.insert(&key, bad).expect("insert");
+        put_record(&s, &key, bad);
         let err = s.scope_markers(&a, p).expect_err("corrupt").to_string();
         assert!(
             err.contains("markers") && err.contains("names revocation 3"),
@@ -1679,14 +1718,21 @@ mod tests {
                 &other,
                 &[(app, SessionKind::Login, watermark(3, "app"))],
             );
-            assert!(s.surely_unmarked(&other, Scope::AllApps));
-            assert!(s.surely_unmarked(&marked, Scope::AllApps));
+            assert_eq!(s.scope_markers(&other, Scope::AllApps).expect("read"), None);
+            assert_eq!(
+                s.scope_markers(&marked, Scope::AllApps).expect("read"),
+                None
+            );
             revoke(
                 &s,
                 &marked,
                 &[(Scope::AllApps, SessionKind::Oauth, watermark(8, "okta"))],
             );
-            assert!(!s.surely_unmarked(&marked, Scope::AllApps));
+            assert!(
+                s.scope_markers(&marked, Scope::AllApps)
+                    .expect("read")
+                    .is_some()
+            );
             assert_eq!(
                 s.marker(&marked, Scope::AllApps, SessionKind::Oauth)
                     .expect("read"),
@@ -1696,8 +1742,12 @@ mod tests {
         }
         // A reopen learns them from the keys.
         let s = Store::open(dir.path(), &StoreOptions::default()).expect("reopen");
-        assert!(!s.surely_unmarked(&marked, Scope::AllApps));
-        assert!(s.surely_unmarked(&other, Scope::AllApps));
+        assert!(
+            s.scope_markers(&marked, Scope::AllApps)
+                .expect("read")
+                .is_some()
+        );
+        assert_eq!(s.scope_markers(&other, Scope::AllApps).expect("read"), None);
         assert_eq!(
             s.scope_markers(&marked, Scope::AllApps)
                 .expect("read")
@@ -1709,9 +1759,9 @@ mod tests {
             Some(watermark(3, "app"))
         );
         // Every scope without a record is answered without a read, of every account.
-        assert!(!s.surely_unmarked(&other, app));
-        assert!(s.surely_unmarked(&other, Scope::NoApp));
-        assert!(s.surely_unmarked(&marked, app));
+        assert!(s.scope_markers(&other, app).expect("read").is_some());
+        assert_eq!(s.scope_markers(&other, Scope::NoApp).expect("read"), None);
+        assert_eq!(s.scope_markers(&marked, app).expect("read"), None);
         assert_eq!(
             s.marker(&marked, app, SessionKind::Login).expect("read"),
             None
@@ -1719,7 +1769,7 @@ mod tests {
     }
 
     #[test]
-    fn watermarks_of_the_old_layout_are_migrated_at_open() {
+    fn watermarks_of_the_old_layouts_are_migrated_and_imported_at_open() {
         let dir = tempfile::tempdir().expect("tempdir");
         let a = AccountId::from_random([4; 17]);
         let p = Scope::App(AppKey(7));
@@ -1727,8 +1777,8 @@ mod tests {
             let s = Store::open(dir.path(), &StoreOptions::default()).expect("open");
             // A store of a version before `ScopeMarkers` has no layout record...
             s.t.meta.remove(MARKERS_LAYOUT_META).expect("remove");
-            // ...and its watermarks as it wrote them: account ‖ scope ‖ kind → Marker, next
-            // to a new-layout key of the same scope.
+            // ...and its watermarks in sled, as it wrote them: account ‖ scope ‖ kind →
+            // Marker, next to a new-layout key of the same scope.
             for (kind, m) in [
                 (SessionKind::Login, watermark(3, "old-login")),
                 (SessionKind::Oauth, watermark(4, "old-oauth")),
@@ -1739,11 +1789,39 @@ mod tests {
                     .insert(k, enc("markers", &m).expect("enc"))
                     .expect("insert");
             }
-            revoke(&s, &a, &[(p, SessionKind::Pat, watermark(2, "new-pat"))]);
+            let key = keys::marker(&a, p);
+            let mut pat = ScopeMarkers::default();
+            pat.set(SessionKind::Pat, watermark(2, "new-pat"));
+            let record = MarkerRecord {
+                markers: pat,
+                held: None,
+            };
+            s.t.markers
+                .insert(&key, enc_markers(&key, &record).expect("enc"))
+                .expect("insert");
+            // A key of no watermark, which `sessiond check` names: kept.
+            s.t.markers.insert(b"junk", b"junk").expect("insert");
             s.sync_blocking().expect("flush");
         }
+        // ...and no revocation log.
+        for e in std::fs::read_dir(dir.path().join("store")).expect("dir") {
+            let e = e.expect("entry");
+            if e.file_name().to_string_lossy().starts_with("revocations.") {
+                std::fs::remove_file(e.path()).expect("remove");
+            }
+        }
         let s = Store::open(dir.path(), &StoreOptions::default()).expect("reopen");
-        assert_eq!(s.t.markers.len(), 1, "the old keys are gone");
+        let left: Vec<_> = s.t.markers.iter().keys().map(|k| k.expect("key")).collect();
+        assert_eq!(
+            left,
+            [sled::IVec::from(b"junk")],
+            "imported, then removed from sled"
+        );
+        assert_eq!(
+            s.revlog.with_prefix(&a.0).len(),
+            1,
+            "the old keys are merged"
+        );
         let get = |kind| s.marker(&a, p, kind).expect("read");
         assert_eq!(get(SessionKind::Login), Some(watermark(3, "old-login")));
         assert_eq!(get(SessionKind::Oauth), Some(watermark(4, "old-oauth")));
@@ -1753,6 +1831,129 @@ mod tests {
             Some(MARKERS_LAYOUT),
             "the migration is recorded, so later opens skip the scan"
         );
+        drop(s);
+        // The snapshot holds them from now on.
+        let s = Store::open(dir.path(), &StoreOptions::default()).expect("reopen");
+        assert_eq!(
+            s.marker(&a, p, SessionKind::Oauth).expect("read"),
+            Some(watermark(4, "old-oauth"))
+        );
+    }
+
+    fn revlog_files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir.join("store"))
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("revocations."))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn watermarks_survive_a_reopen_from_the_log_and_from_the_snapshot() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = AccountId::from_random([8; 17]);
+        let p = Scope::App(AppKey(3));
+        {
+            let s = Store::open(dir.path(), &StoreOptions::default()).expect("open");
+            revoke(&s, &a, &[(p, SessionKind::Login, watermark(3, "one"))]);
+            s.sync_blocking().expect("sync");
+            // In the log only: the snapshot of the open is empty.
+            assert_eq!(
+                revlog_files(dir.path()),
+                ["revocations.1.log", "revocations.snapshot"]
+            );
+        }
+        {
+            let s = Store::open(dir.path(), &StoreOptions::default()).expect("reopen");
+            assert_eq!(
+                s.marker(&a, p, SessionKind::Login).expect("read"),
+                Some(watermark(3, "one"))
+            );
+            revoke(&s, &a, &[(p, SessionKind::Login, watermark(5, "two"))]);
+            s.revlog.checkpoint(&s.db).expect("checkpoint");
+            revoke(&s, &a, &[(p, SessionKind::Pat, watermark(6, "three"))]);
+            s.sync_blocking().expect("sync");
+            assert_eq!(
+                revlog_files(dir.path()),
+                ["revocations.3.log", "revocations.snapshot"],
+                "the log checkpointed is gone"
+            );
+        }
+        let s = Store::open(dir.path(), &StoreOptions::default()).expect("reopen");
+        let get = |kind| s.marker(&a, p, kind).expect("read");
+        assert_eq!(get(SessionKind::Login), Some(watermark(5, "two")));
+        assert_eq!(get(SessionKind::Pat), Some(watermark(6, "three")));
+    }
+
+    #[test]
+    fn a_log_cut_short_is_replayed_up_to_the_cut_and_an_old_one_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = AccountId::from_random([9; 17]);
+        let p = Scope::App(AppKey(3));
+        {
+            let s = Store::open(dir.path(), &StoreOptions::default()).expect("open");
+            revoke(&s, &a, &[(p, SessionKind::Login, watermark(3, "kept"))]);
+            s.sync_blocking().expect("sync");
+        }
+        let log = dir.path().join("store").join("revocations.1.log");
+        let whole = std::fs::read(&log).expect("read");
+        // A second record, cut short, as a crash in its write leaves it.
+        let mut torn = whole.clone();
+        torn.extend_from_slice(&whole[..whole.len() / 2]);
+        std::fs::write(&log, &torn).expect("write");
+        {
+            let s = Store::open(dir.path(), &StoreOptions::default()).expect("reopen");
+            assert_eq!(
+                s.marker(&a, p, SessionKind::Login).expect("read"),
+                Some(watermark(3, "kept"))
+            );
+        }
+        // The same damage in a log that is not the newest is not a crash's: refused.
+        let store = dir.path().join("store");
+        std::fs::write(store.join("revocations.5.log"), &torn).expect("write");
+        std::fs::write(store.join("revocations.6.log"), b"").expect("write");
+        let err = Store::open(dir.path(), &StoreOptions::default())
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("revocations.5.log"), "{err}");
+    }
+
+    #[test]
+    fn forgotten_devices_go_with_the_watermarks() {
+        let (_d, s) = store();
+        let a = AccountId::from_random([10; 17]);
+        let device = |id: &str| RememberedDevice {
+            id: id.into(),
+            label: "phone".into(),
+            factor: "push".into(),
+            created: 1,
+        };
+        s.add_device(&a, &device("d1")).expect("add");
+        s.add_device(&a, &device("d2")).expect("add");
+        let base = s.revocation_base(&a, [Scope::NoApp], true).expect("read");
+        assert_eq!(base.devices(), 2);
+        let m = [(Scope::NoApp, SessionKind::Idp, watermark(4, "okta"))];
+        s.apply_revocation(&a, base, &m, entry(&a, 4))
+            .expect("revoke");
+        assert!(s.devices(&a).expect("read").is_empty());
+        assert_eq!(
+            s.marker(&a, Scope::NoApp, SessionKind::Idp).expect("read"),
+            Some(watermark(4, "okta"))
+        );
+        // A device remembered again after the revocation is not the one forgotten: a
+        // replay of the record (at the next open) leaves it.
+        let mut again = device("d1");
+        again.created = 2;
+        s.add_device(&a, &again).expect("add");
+        let op = revlog::Op::ForgetDevice {
+            key: keys::device(&a, "d1"),
+            value: enc("devices", &device("d1")).expect("enc"),
+        };
+        revlog::apply_to_sled(&s.t, &op).expect("replay");
+        assert_eq!(s.devices(&a).expect("read"), [again]);
     }
 
     #[test]

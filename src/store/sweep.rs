@@ -83,7 +83,11 @@ impl Store {
         cursor: &Cursor,
         limit: usize,
     ) -> Result<Page<(AccountId, Scope, ScopeMarkers)>> {
-        let (entries, next) = page(&self.t.markers, cursor, limit)?;
+        let entries = self.revlog.page(cursor.as_deref(), limit);
+        let next = match entries.last() {
+            Some((k, _)) if entries.len() == limit => Some(k.to_vec()),
+            _ => None,
+        };
         let mut items = Vec::with_capacity(entries.len());
         for (k, v) in entries {
             let Some(scope) = keys::scope_of_marker(&k) else {
