@@ -347,6 +347,10 @@ impl Sessiond {
         let killed = self.count_killed(&e, &p)?;
         e.killed = Some(killed);
         store.put_audit(&e)?;
+        {
+            let _g = self.lock(account);
+            store.release_held(&e)?;
+        }
         self.counted(account);
         self.metrics()
             .killed(label(&e.operation), killed.sessions, killed.refresh_tokens);

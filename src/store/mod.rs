@@ -1133,10 +1133,7 @@ impl Store {
             let key = keys::marker(account, *scope);
             let value = enc_markers(&key, r)?;
             ops.push(revlog::Op::Put {
-                key: key.as_slice().try_into().map_err(|_| StoreError::Encode {
-                    tree: "markers",
-                    detail: "a watermark key of the wrong length".into(),
-                })?,
+                key: revlog::key_of(account, *scope),
                 value,
             });
         }
@@ -1167,6 +1164,36 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Once a revoke-all's entry is counted and its counted copy written to the `audit`
+    /// tree, the watermark record holding it need not any more: it is rewritten without
+    /// it, so that the records kept in memory stay small (the entry was over half of a
+    /// Rownd record's bytes). The caller holds the account's lock. The log record carries
+    /// the counted copy as well, so no crash keeps the smaller record and loses the copy.
+    /// Returns whether a record held it.
+    pub fn release_held(&self, counted: &AuditEntry) -> Result<bool> {
+        let _w = self.writing();
+        for (scope, mut r) in self.marker_records_of(&counted.account)? {
+            if r.held.as_ref().is_none_or(|h| h.seq != counted.seq) {
+                continue;
+            }
+            r.held = None;
+            let key = keys::marker(&counted.account, scope);
+            let value = enc_markers(&key, &r)?;
+            self.revlog.append(&[
+                revlog::Op::AuditIfAbsent {
+                    key: keys::audit(&counted.account, counted.seq),
+                    value: enc("audit", counted)?,
+                },
+                revlog::Op::Put {
+                    key: revlog::key_of(&counted.account, scope),
+                    value,
+                },
+            ]);
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     // ---- audit log ----------------------------------------------------------------------
@@ -1647,7 +1674,30 @@ mod tests {
         }
         // Replacing a record whose entry was counted keeps the counted copy.
         write(9, entry(&a, 9));
-        assert_eq!(s.audit_entry(&a, 8).expect("read"), Some(counted));
+        assert_eq!(s.audit_entry(&a, 8).expect("read"), Some(counted.clone()));
+        assert_eq!(seqs(s.audit_page(None, None, 10).expect("page")), [9, 8, 5]);
+        // Released once counted: the record is rewritten without it, and reads the same.
+        let held = |s: &Store| s.marker_record(&a, p).expect("read").expect("record").held;
+        let nine = AuditEntry {
+            killed: Some(AuditCount {
+                sessions: 1,
+                refresh_tokens: 0,
+            }),
+            ..entry(&a, 9)
+        };
+        assert!(
+            !s.release_held(&counted).expect("release"),
+            "no longer held"
+        );
+        s.put_audit(&nine).expect("count");
+        let before = s.marker_record(&a, p).expect("read").expect("record");
+        assert!(s.release_held(&nine).expect("release"));
+        assert_eq!(held(&s), None);
+        assert_eq!(
+            s.marker_record(&a, p).expect("read").map(|r| r.markers),
+            Some(before.markers)
+        );
+        assert_eq!(s.audit_entry(&a, 9).expect("read"), Some(nine.clone()));
         assert_eq!(seqs(s.audit_page(None, None, 10).expect("page")), [9, 8, 5]);
     }
 

@@ -42,6 +42,13 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 /// A watermark record's key: account ‖ scope (`keys::marker`).
 pub(super) type Key = [u8; keys::MARKER_KEY_LEN];
 
+/// The key of the record of (`account`, `scope`), as `keys::marker` lays it out.
+pub(super) fn key_of(account: &crate::model::AccountId, scope: crate::model::Scope) -> Key {
+    let mut k = [0u8; keys::MARKER_KEY_LEN];
+    k.copy_from_slice(&keys::marker(account, scope));
+    k
+}
+
 /// One write a log record carries. The writes of one record are applied together.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Op {
