@@ -1229,7 +1229,7 @@ impl Store {
 
     /// Every entry held by a watermark record, in key order (the audit tree not consulted).
     fn all_held(&self) -> impl Iterator<Item = Result<AuditEntry>> + '_ {
-        let mut page: Vec<(revlog::Key, std::sync::Arc<[u8]>)> = Vec::new();
+        let mut page: Vec<(revlog::Key, Vec<u8>)> = Vec::new();
         let mut after: Option<revlog::Key> = None;
         let mut done = false;
         std::iter::from_fn(move || {
