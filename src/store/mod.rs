@@ -1154,6 +1154,9 @@ impl Store {
             })
             .collect();
         ops.extend(forget.iter().cloned());
+        // With devices to forget, no checkpoint may end the record's log before they are
+        // gone from sled: its flush is what makes their removal durable.
+        let _gate = (!forget.is_empty()).then(|| self.revlog.hold());
         self.revlog.append(&ops);
         if !forget.is_empty() {
             // The devices go only once the record that says so is durable: a crash before
@@ -1825,8 +1828,10 @@ mod tests {
         let p = Scope::App(AppKey(7));
         {
             let s = Store::open(dir.path(), &StoreOptions::default()).expect("open");
-            // A store of a version before `ScopeMarkers` has no layout record...
+            // A store of a version before `ScopeMarkers` has no layout record (nor the
+            // revocation log's)...
             s.t.meta.remove(MARKERS_LAYOUT_META).expect("remove");
+            s.t.meta.remove(revlog::SNAPSHOT_META).expect("remove");
             // ...and its watermarks in sled, as it wrote them: account ‖ scope ‖ kind →
             // Marker, next to a new-layout key of the same scope.
             for (kind, m) in [
@@ -1960,6 +1965,19 @@ mod tests {
                 Some(watermark(3, "kept"))
             );
         }
+        // A snapshot gone from a store that wrote one is damage, not an older store.
+        let snapshot = dir.path().join("store").join("revocations.snapshot");
+        let kept = std::fs::read(&snapshot).expect("read");
+        std::fs::remove_file(&snapshot).expect("remove");
+        let err = Store::open(dir.path(), &StoreOptions::default())
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            err.contains("revocations.snapshot") && err.contains("missing"),
+            "{err}"
+        );
+        std::fs::write(&snapshot, kept).expect("write");
         // The same damage in a log that is not the newest is not a crash's: refused.
         let store = dir.path().join("store");
         std::fs::write(store.join("revocations.5.log"), &torn).expect("write");

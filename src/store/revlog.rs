@@ -72,6 +72,9 @@ const SNAPSHOT: &str = "revocations.snapshot";
 const SNAPSHOT_TMP: &str = "revocations.snapshot.tmp";
 const SNAPSHOT_MAGIC: &[u8; 16] = b"sessiond-revsnap";
 const SNAPSHOT_VERSION: u32 = 1;
+/// `meta` key set once a store has written its first snapshot: from then on, a missing
+/// snapshot is damage, not a store of the layout before.
+pub(super) const SNAPSHOT_META: &str = "revocations_snapshot";
 
 /// A checkpoint starts once the current log holds this much, or twice the last snapshot if
 /// that is more: the log's replay at open stays short, and a snapshot is written at most
@@ -132,6 +135,11 @@ struct Shared {
     /// may end in part of a record, and nothing more is written behind it (the group commit
     /// refuses to acknowledge anything, as after a failed flush of sled).
     failed: std::sync::OnceLock<String>,
+    /// Held (shared) by a write from before its record is appended until the sled writes
+    /// that must follow the record are done ([`RevLog::hold`]); a checkpoint switches logs
+    /// under its exclusive side, so every record of a log it ends has its sled writes
+    /// done, and made durable by the sled flush that follows.
+    gate: RwLock<()>,
 }
 
 /// The revocation log of one store: the map, the current log, its group commit, and the
@@ -200,15 +208,6 @@ impl Shared {
     /// Ends the current log: what it buffers is written and synced, and later records go
     /// to a new log. Returns the number of the log ended.
     fn rotate(&self) -> Result<u64> {
-        let mut ended = 0;
-        self.guarded(|| {
-            ended = self.rotate_now()?;
-            Ok(())
-        })?;
-        Ok(ended)
-    }
-
-    fn rotate_now(&self) -> Result<u64> {
         let mut f = lock(&self.file);
         let (bytes, upto) = {
             let mut b = lock(&self.buf);
@@ -217,9 +216,17 @@ impl Shared {
                 self.appended.load(Ordering::Acquire),
             )
         };
-        f.file.write_all(&bytes)?;
-        f.file.sync_data()?;
+        self.guarded(|| {
+            f.file.write_all(&bytes)?;
+            f.file.sync_data()?;
+            Ok(())
+        })?;
+        f.len += bytes.len() as u64;
+        f.unsynced = false;
+        self.durable.fetch_max(upto, Ordering::AcqRel);
         let ended = f.number;
+        // A failure here leaves the current log in use, whole and synced: the checkpoint
+        // fails and is tried again later, and writes go on.
         let file = create_log(&self.dir, ended + 1)?;
         *f = LogFile {
             file,
@@ -228,13 +235,12 @@ impl Shared {
             unsynced: false,
         };
         self.log_bytes.store(0, Ordering::Release);
-        self.durable.fetch_max(upto, Ordering::AcqRel);
         Ok(ended)
     }
 
     /// Writes the map to a new snapshot, in pages (writers wait only while a page is
     /// copied), and puts it in place of the last one.
-    fn write_snapshot(&self) -> Result<u64> {
+    fn write_snapshot(&self, before_rename: impl FnOnce() -> Result<()>) -> Result<u64> {
         let tmp = self.dir.join(SNAPSHOT_TMP);
         let file = OpenOptions::new()
             .write(true)
@@ -278,6 +284,7 @@ impl Shared {
         let bytes = w.bytes + 4;
         drop(w);
         file.sync_all()?;
+        before_rename()?;
         std::fs::rename(&tmp, self.dir.join(SNAPSHOT))?;
         sync_dir(&self.dir)?;
         self.snapshot_bytes.store(bytes, Ordering::Release);
@@ -286,10 +293,16 @@ impl Shared {
 
     /// Folds the logs into a snapshot: see the module's documentation for the order.
     fn checkpoint(&self, db: &sled::Db) -> Result<()> {
-        let ended = self.rotate()?;
+        let ended = {
+            // No revoke-all is between its record and the sled writes that follow it.
+            let _quiet = self.gate.write().unwrap_or_else(|p| p.into_inner());
+            self.rotate()?
+        };
         // The audit entries and device removals the ended logs carry, durable in sled.
         db.flush()?;
-        self.write_snapshot()?;
+        // The snapshot reads the map as it is now, newer than the ended logs: before it
+        // takes their place, the log after them is made durable up to what it saw.
+        self.write_snapshot(|| self.write_out(true))?;
         for (number, path) in logs(&self.dir)? {
             if number <= ended {
                 std::fs::remove_file(path)?;
@@ -331,9 +344,11 @@ fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 fn create_log(dir: &Path, number: u64) -> Result<File> {
+    // Truncated if there: only a failed switch to it can have left it, before any write.
     let file = OpenOptions::new()
-        .append(true)
-        .create_new(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
         .open(dir.join(log_name(number)))?;
     sync_dir(dir)?;
     Ok(file)
@@ -525,9 +540,17 @@ impl RevLog {
         flush_seconds: prometheus_client::metrics::histogram::Histogram,
     ) -> Result<RevLog> {
         let snapshot = load_snapshot(&dir.join(SNAPSHOT))?;
-        let imported = snapshot.is_none();
+        let wrote_one = t.meta.get(SNAPSHOT_META)?.is_some();
         let mut table = match snapshot {
             Some(table) => table,
+            None if wrote_one => {
+                // Importing again would find nothing, and every watermark would be lost.
+                return Err(corrupt(
+                    SNAPSHOT,
+                    0,
+                    "missing, though this store has written one: restore from a backup",
+                ));
+            }
             None => {
                 // The layout before this log: the records are sled's `markers` tree.
                 let mut table = BTreeMap::new();
@@ -592,23 +615,29 @@ impl RevLog {
                 unsynced: false,
             }),
             failed: std::sync::OnceLock::new(),
+            gate: RwLock::new(()),
         });
         // The logs replayed are in the snapshot now; the new log is empty.
-        shared.write_snapshot()?;
+        shared.write_snapshot(|| Ok(()))?;
         for (_, path) in &found {
             std::fs::remove_file(path)?;
         }
         sync_dir(dir)?;
-        if imported {
-            // The snapshot holds them now: sled's copies go (keys of no watermark stay, for
-            // `sessiond check` to name).
-            let mut gone = sled::Batch::default();
-            for k in shared.read_table().keys() {
-                gone.remove(k.as_slice());
+        // The snapshot holds every record now. sled's copies of the layout before go (also
+        // those a crash during an import left), keys of no watermark stay for `sessiond
+        // check` to name; then the snapshot is recorded as this store's.
+        let mut gone = sled::Batch::default();
+        for k in t.markers.iter().keys() {
+            let k = k?;
+            if k.len() == keys::MARKER_KEY_LEN {
+                gone.remove(k);
             }
-            t.markers.apply_batch(gone)?;
-            db.flush()?;
         }
+        t.markers.apply_batch(gone)?;
+        if !wrote_one {
+            t.meta.insert(SNAPSHOT_META, &[1])?;
+        }
+        db.flush()?;
         let flusher: Flusher = {
             let shared = shared.clone();
             Arc::new(move || shared.flush())
@@ -681,15 +710,15 @@ impl RevLog {
     /// caller serialises writes of one key (the account's lock), and makes them durable
     /// with [`RevLog::sync`].
     pub(super) fn append(&self, ops: &[Op]) {
-        {
+        // Both under the map's lock: whatever a reader (a snapshot's page) sees of the map
+        // is in the buffer or the file by then, in the order it was applied.
+        let grown = {
             let mut t = self.shared.table.write().unwrap_or_else(|p| p.into_inner());
             for op in ops {
                 if let Op::Put { key, value } = op {
                     t.insert(*key, Value::from(value.as_slice()));
                 }
             }
-        }
-        let grown = {
             let mut b = lock(&self.shared.buf);
             let before = b.len();
             encode_record(ops, &mut b);
@@ -700,6 +729,13 @@ impl RevLog {
         if self.shared.wants_checkpoint() {
             self.wake_worker(false);
         }
+    }
+
+    /// Holds off a checkpoint's switch of logs: for a write whose sled writes must follow
+    /// its record's durability (forgotten devices), held from before the append until they
+    /// are done.
+    pub(super) fn hold(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.shared.gate.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Whether some appended record is not yet as durable as the mode asks.
