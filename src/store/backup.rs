@@ -121,16 +121,8 @@ impl Store {
             if name == "markers" {
                 // The watermark records live in the revocation log; the backup keeps them
                 // under the tree's name, as before it (writes wait, so the pages agree).
-                let mut after: Option<Vec<u8>> = None;
-                loop {
-                    let page = self.revlog.page(after.as_deref(), BATCH);
-                    for (k, v) in &page {
-                        entry(k, v)?;
-                    }
-                    after = page.last().map(|(k, _)| k.to_vec());
-                    if page.len() < BATCH {
-                        break;
-                    }
+                for (k, v) in self.revlog.pages(BATCH).flatten() {
+                    entry(&k, &v)?;
                 }
             }
             w.write_all(&[0])?;

@@ -370,19 +370,12 @@ impl Store {
         // The records are the revocation log's; a key left in sled's tree of that name by
         // the import is one of no watermark, named below.
         let mut markers: Entries = t.markers.iter().collect::<Result<_, _>>()?;
-        let mut after: Option<Vec<u8>> = None;
-        loop {
-            let page = self.revlog.page(after.as_deref(), 4096);
-            let full = page.len() == 4096;
-            after = page.last().map(|(k, _)| k.to_vec());
-            markers.extend(
-                page.into_iter()
-                    .map(|(k, v)| (sled::IVec::from(&k[..]), sled::IVec::from(&v[..]))),
-            );
-            if !full {
-                break;
-            }
-        }
+        markers.extend(
+            self.revlog
+                .pages(4096)
+                .flatten()
+                .map(|(k, v)| (sled::IVec::from(&k[..]), sled::IVec::from(v))),
+        );
         r.entries.push(TreeSize {
             tree: "markers",
             entries: markers.len() as u64,

@@ -1232,27 +1232,10 @@ impl Store {
 
     /// Every entry held by a watermark record, in key order (the audit tree not consulted).
     fn all_held(&self) -> impl Iterator<Item = Result<AuditEntry>> + '_ {
-        let mut page: Vec<(revlog::Key, Vec<u8>)> = Vec::new();
-        let mut after: Option<revlog::Key> = None;
-        let mut done = false;
-        std::iter::from_fn(move || {
-            loop {
-                if let Some((k, v)) = page.pop() {
-                    if let Some(e) = dec_markers(&k, &v).map(|r| r.held).transpose() {
-                        return Some(e);
-                    }
-                    continue;
-                }
-                if done {
-                    return None;
-                }
-                page = self.revlog.page(after.as_ref().map(|k| k.as_slice()), 4096);
-                after = page.last().map(|(k, _)| *k);
-                done = page.len() < 4096;
-                // Popped from the back: key order.
-                page.reverse();
-            }
-        })
+        self.revlog
+            .pages(4096)
+            .flatten()
+            .filter_map(|(k, v)| dec_markers(&k, &v).map(|r| r.held).transpose())
     }
 
     /// Entries whose count is not done (after a restart: those the last run left). Reads

@@ -159,7 +159,8 @@ impl Shared {
     /// Writes out what the buffer holds; syncs if `sync` (and anything was written since
     /// the last sync).
     fn write_out(&self, sync: bool) -> Result<()> {
-        self.guarded(|| self.write_out_now(sync))
+        let mut f = lock(&self.file);
+        self.guarded(|| self.drain(&mut f, sync))
     }
 
     /// Runs a write of the log, unless one failed before; a failure is kept.
@@ -174,8 +175,9 @@ impl Shared {
         })
     }
 
-    fn write_out_now(&self, sync: bool) -> Result<()> {
-        let mut f = lock(&self.file);
+    /// Writes what the buffer holds to `f` (the current log, its lock held), syncs if
+    /// `sync`, and counts it durable.
+    fn drain(&self, f: &mut LogFile, sync: bool) -> Result<()> {
         let (bytes, upto) = {
             let mut b = lock(&self.buf);
             (
@@ -209,21 +211,7 @@ impl Shared {
     /// to a new log. Returns the number of the log ended.
     fn rotate(&self) -> Result<u64> {
         let mut f = lock(&self.file);
-        let (bytes, upto) = {
-            let mut b = lock(&self.buf);
-            (
-                std::mem::take(&mut *b),
-                self.appended.load(Ordering::Acquire),
-            )
-        };
-        self.guarded(|| {
-            f.file.write_all(&bytes)?;
-            f.file.sync_data()?;
-            Ok(())
-        })?;
-        f.len += bytes.len() as u64;
-        f.unsynced = false;
-        self.durable.fetch_max(upto, Ordering::AcqRel);
+        self.guarded(|| self.drain(&mut f, true))?;
         let ended = f.number;
         // A failure here leaves the current log in use, whole and synced: the checkpoint
         // fails and is tried again later, and writes go on.
@@ -255,21 +243,7 @@ impl Shared {
         w.write_all(SNAPSHOT_MAGIC)?;
         w.write_all(&SNAPSHOT_VERSION.to_le_bytes())?;
         let mut count = 0u64;
-        let mut after: Option<Key> = None;
-        loop {
-            let page: Vec<(Key, Vec<u8>)> = {
-                let t = self.read_table();
-                let from = match &after {
-                    Some(k) => Bound::Excluded(*k),
-                    None => Bound::Unbounded,
-                };
-                t.range((from, Bound::Unbounded))
-                    .take(4096)
-                    .map(|(k, v)| (*k, v.to_vec()))
-                    .collect()
-            };
-            let Some((last, _)) = page.last() else { break };
-            after = Some(*last);
+        for page in self.pages(4096) {
             for (k, v) in &page {
                 w.write_all(k)?;
                 w.write_all(&(v.len() as u32).to_le_bytes())?;
@@ -289,6 +263,25 @@ impl Shared {
         sync_dir(&self.dir)?;
         self.snapshot_bytes.store(bytes, Ordering::Release);
         Ok(bytes)
+    }
+
+    /// See [`RevLog::pages`].
+    fn pages(&self, size: usize) -> impl Iterator<Item = Vec<(Key, Vec<u8>)>> + '_ {
+        let mut after: Option<Key> = None;
+        std::iter::from_fn(move || {
+            let t = self.read_table();
+            let from = match &after {
+                Some(k) => Bound::Excluded(*k),
+                None => Bound::Unbounded,
+            };
+            let page: Vec<(Key, Vec<u8>)> = t
+                .range((from, Bound::Unbounded))
+                .take(size)
+                .map(|(k, v)| (*k, v.to_vec()))
+                .collect();
+            after = Some(page.last()?.0);
+            Some(page)
+        })
     }
 
     /// Folds the logs into a snapshot: see the module's documentation for the order.
@@ -736,6 +729,12 @@ impl RevLog {
     /// are done.
     pub(super) fn hold(&self) -> std::sync::RwLockReadGuard<'_, ()> {
         self.shared.gate.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every record in key order, a page of `size` at a time (the map's lock is held only
+    /// while a page is copied: records written meanwhile may or may not be seen).
+    pub(super) fn pages(&self, size: usize) -> impl Iterator<Item = Vec<(Key, Vec<u8>)>> + '_ {
+        self.shared.pages(size)
     }
 
     /// Whether some appended record is not yet as durable as the mode asks.
