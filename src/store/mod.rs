@@ -1947,6 +1947,9 @@ mod tests {
                 s.marker(&a, p, SessionKind::Login).expect("read"),
                 Some(watermark(3, "kept"))
             );
+            // A record in the log after it.
+            revoke(&s, &a, &[(p, SessionKind::Pat, watermark(4, "later"))]);
+            s.sync_blocking().expect("sync");
         }
         // A snapshot gone from a store that wrote one is damage, not an older store.
         let snapshot = dir.path().join("store").join("revocations.snapshot");
@@ -1961,15 +1964,119 @@ mod tests {
             "{err}"
         );
         std::fs::write(&snapshot, kept).expect("write");
-        // The same damage in a log that is not the newest is not a crash's: refused.
-        let store = dir.path().join("store");
-        std::fs::write(store.join("revocations.5.log"), &torn).expect("write");
-        std::fs::write(store.join("revocations.6.log"), b"").expect("write");
+        // The same cut in a log that a later log's records follow is not a crash's: refused.
+        std::fs::write(&log, &torn).expect("write");
         let err = Store::open(dir.path(), &StoreOptions::default())
             .err()
             .expect("refused")
             .to_string();
-        assert!(err.contains("revocations.5.log"), "{err}");
+        assert!(err.contains("revocations.1.log"), "{err}");
+    }
+
+    /// Puts `value` under the raw record key `k`, straight into the revocation log.
+    fn put_raw(s: &Store, k: u8, value: &[u8]) {
+        s.revlog.append(&[revlog::Op::Put {
+            key: [k; keys::MARKER_KEY_LEN],
+            value: value.to_vec(),
+        }]);
+    }
+
+    fn raw(s: &Store, k: u8) -> Option<Vec<u8>> {
+        s.revlog.get(&[k; keys::MARKER_KEY_LEN])
+    }
+
+    #[test]
+    fn a_log_made_from_an_ended_one_does_not_replay_its_old_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store_dir = dir.path().join("store");
+        // Not `Fsync`: no spare of zeros is made meanwhile (the test after this one).
+        let opts = StoreOptions {
+            durability: Durability::Flush,
+            ..StoreOptions::default()
+        };
+        {
+            let s = Store::open(dir.path(), &opts).expect("open");
+            // Log 1: two records of the same size, the second stale once the file is
+            // reused, then enough for the file to be kept as the spare.
+            put_raw(&s, 1, b"first");
+            put_raw(&s, 1, b"stale");
+            for i in 0..20u8 {
+                put_raw(&s, 100 + i, &[i; 64 << 10]);
+            }
+            s.sync_blocking().expect("sync");
+            s.revlog.checkpoint(&s.db).expect("checkpoint");
+            assert!(store_dir.join("revocations.spare").exists());
+            // The next switch makes log 3 from it.
+            s.revlog.checkpoint(&s.db).expect("checkpoint");
+            assert_eq!(
+                revlog_files(dir.path()),
+                ["revocations.3.log", "revocations.snapshot"]
+            );
+            assert!(
+                std::fs::metadata(store_dir.join("revocations.3.log"))
+                    .expect("log")
+                    .len()
+                    > 1 << 20
+            );
+            // Exactly where log 1's first record was: its second follows, sealed for log 1.
+            put_raw(&s, 1, b"third");
+            s.sync_blocking().expect("sync");
+        }
+        let s = Store::open(dir.path(), &opts).expect("reopen");
+        assert_eq!(raw(&s, 1).as_deref(), Some(b"third".as_slice()));
+        assert_eq!(raw(&s, 119).map(|v| v.len()), Some(64 << 10));
+        assert_eq!(
+            revlog_files(dir.path()),
+            [
+                "revocations.4.log",
+                "revocations.snapshot",
+                "revocations.spare"
+            ],
+            "log 3 is the spare again"
+        );
+    }
+
+    #[test]
+    fn a_new_store_switches_to_a_spare_of_zeros_once_its_log_grows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store_dir = dir.path().join("store");
+        let s = Store::open(dir.path(), &StoreOptions::default()).expect("open");
+        for i in 0..20u8 {
+            put_raw(&s, i, &[i; 64 << 10]);
+        }
+        s.sync_blocking().expect("sync");
+        // The background thread writes the spare and switches to it (log 2); log 1 is kept
+        // as the next spare.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while revlog_files(dir.path())
+            != [
+                "revocations.2.log",
+                "revocations.snapshot",
+                "revocations.spare",
+            ]
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:?}",
+                revlog_files(dir.path())
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let log = std::fs::metadata(store_dir.join("revocations.2.log")).expect("log");
+        assert!(log.len() >= 64 << 20, "{}", log.len());
+        put_raw(&s, 1, b"after the switch");
+        s.sync_blocking().expect("sync");
+        // Bytes written over zeros: the file kept its size.
+        assert_eq!(
+            std::fs::metadata(store_dir.join("revocations.2.log"))
+                .expect("log")
+                .len(),
+            log.len()
+        );
+        drop(s);
+        let s = Store::open(dir.path(), &StoreOptions::default()).expect("reopen");
+        assert_eq!(raw(&s, 1).as_deref(), Some(b"after the switch".as_slice()));
+        assert_eq!(raw(&s, 19).map(|v| v.len()), Some(64 << 10));
     }
 
     #[test]

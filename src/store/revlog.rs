@@ -33,7 +33,7 @@ use super::commit::{Durability, Flusher, GroupCommit};
 use super::{Result, StoreError, Trees, keys};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Seek, Write};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,6 +67,26 @@ pub(super) enum Op {
 const PUT: u8 = 1;
 const AUDIT_IF_ABSENT: u8 = 2;
 const FORGET_DEVICE: u8 = 3;
+/// The payload of the record that ends a log: written when a newer log takes its place,
+/// so that a log which is not the newest must end in it.
+const END: u8 = 4;
+
+/// A log starts with `LOG_MAGIC ‖ number (u64) ‖ crc32 of both (u32)`. Logs written before
+/// the header (the first format) start with a record, and end at the end of their file.
+const LOG_MAGIC: &[u8; 16] = b"sessiond-revlog2";
+const LOG_HEADER_LEN: u64 = 28;
+/// A log file kept for reuse as the next log: an ended log, or zeros. Writing over bytes the
+/// file already has is cheaper to make durable than growing it (`benches/fsync-growth.py`:
+/// no change of the file's size or extents to journal with each `fdatasync`). Its old
+/// records do not replay: a record's checksum covers its log's number.
+const SPARE: &str = "revocations.spare";
+const SPARE_TMP: &str = "revocations.spare.tmp";
+/// Once the current log has grown its file by this much, the background thread makes a
+/// spare by writing zeros (in `Fsync` mode, the only one whose commits wait on the disk),
+/// in pieces of `FILL_PIECE`, a few each round, each made durable before the next.
+const FILL_AFTER: u64 = 1 << 20;
+const FILL_PIECE: usize = 1 << 20;
+const FILL_PIECES_PER_ROUND: usize = 8;
 
 const SNAPSHOT: &str = "revocations.snapshot";
 const SNAPSHOT_TMP: &str = "revocations.snapshot.tmp";
@@ -111,7 +131,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct LogFile {
     file: File,
     number: u64,
-    /// Bytes in the file.
+    /// Bytes written (the header's too): where the next record goes.
     len: u64,
     /// Whether bytes were written since the last sync.
     unsynced: bool,
@@ -130,6 +150,11 @@ struct Shared {
     /// trigger; and the size of the last snapshot.
     log_bytes: AtomicU64,
     snapshot_bytes: AtomicU64,
+    /// The size of the current log's file when it became the log (a spare's, or the
+    /// header's: writes below it overwrite, writes above it grow the file), and the size of
+    /// the spare (0: none).
+    log_capacity: AtomicU64,
+    spare_bytes: AtomicU64,
     file: Mutex<LogFile>,
     /// Set by the first failed write or sync of the log, never cleared: after it, the file
     /// may end in part of a record, and nothing more is written behind it (the group commit
@@ -178,14 +203,23 @@ impl Shared {
     /// Writes what the buffer holds to `f` (the current log, its lock held), syncs if
     /// `sync`, and counts it durable.
     fn drain(&self, f: &mut LogFile, sync: bool) -> Result<()> {
-        let (bytes, upto) = {
+        self.drain_and_end(f, sync, false)
+    }
+
+    /// [`Shared::drain`], and if `end`, the log's end record after what the buffer held.
+    fn drain_and_end(&self, f: &mut LogFile, sync: bool, end: bool) -> Result<()> {
+        let (mut bytes, upto) = {
             let mut b = lock(&self.buf);
             (
                 std::mem::take(&mut *b),
                 self.appended.load(Ordering::Acquire),
             )
         };
+        if end {
+            encode_payload(&[END], &mut bytes);
+        }
         if !bytes.is_empty() {
+            seal(f.number, &mut bytes);
             f.file.write_all(&bytes)?;
             f.len += bytes.len() as u64;
             f.unsynced = true;
@@ -207,23 +241,89 @@ impl Shared {
         }
     }
 
-    /// Ends the current log: what it buffers is written and synced, and later records go
-    /// to a new log. Returns the number of the log ended.
+    /// Ends the current log: what it buffers is written, then its end record, and synced;
+    /// later records go to the next log, made from the spare if there is one. Returns the
+    /// number of the log ended.
     fn rotate(&self) -> Result<u64> {
+        // Only the checkpoint switches logs, one at a time: the next number is known
+        // before the log is locked, and the next log made ready while writes go on. A
+        // failure leaves the current log in use (and perhaps the next one empty, which
+        // `open` allows): the checkpoint fails and is tried again later.
+        let next = lock(&self.file).number + 1;
+        let (file, capacity, recycled) = make_log(
+            &self.dir,
+            next,
+            self.spare_bytes.load(Ordering::Acquire) > 0,
+        )?;
+        if recycled {
+            self.spare_bytes.store(0, Ordering::Release);
+        }
         let mut f = lock(&self.file);
-        self.guarded(|| self.drain(&mut f, true))?;
+        self.guarded(|| self.drain_and_end(&mut f, true, true))?;
         let ended = f.number;
-        // A failure here leaves the current log in use, whole and synced: the checkpoint
-        // fails and is tried again later, and writes go on.
-        let file = create_log(&self.dir, ended + 1)?;
         *f = LogFile {
             file,
-            number: ended + 1,
-            len: 0,
+            number: next,
+            len: LOG_HEADER_LEN,
             unsynced: false,
         };
+        self.log_capacity.store(capacity, Ordering::Release);
         self.log_bytes.store(0, Ordering::Release);
         Ok(ended)
+    }
+
+    /// Removes ended logs (every record of theirs is in the snapshot); the newest of them
+    /// becomes the spare if there is none and it is not small.
+    fn retire(&self, ended: &[(u64, PathBuf)]) -> Result<()> {
+        for (i, (_, path)) in ended.iter().enumerate() {
+            let size = std::fs::metadata(path)?.len();
+            if i + 1 == ended.len()
+                && size >= FILL_AFTER
+                && self.spare_bytes.load(Ordering::Acquire) == 0
+            {
+                std::fs::rename(path, self.dir.join(SPARE))?;
+                self.spare_bytes.store(size, Ordering::Release);
+            } else {
+                std::fs::remove_file(path)?;
+            }
+        }
+        sync_dir(&self.dir)
+    }
+
+    /// The size a log reaches before a checkpoint folds it into a snapshot.
+    fn checkpoint_bytes(&self) -> u64 {
+        CHECKPOINT_BYTES.max(2 * self.snapshot_bytes.load(Ordering::Acquire))
+    }
+
+    /// Whether the current log is a new file, which grows with every write (no spare was
+    /// there when it was made).
+    fn log_is_new_file(&self) -> bool {
+        self.log_capacity.load(Ordering::Acquire) <= LOG_HEADER_LEN
+    }
+
+    /// One round of making a spare of zeros (see [`FILL_AFTER`]): up to
+    /// [`FILL_PIECES_PER_ROUND`] pieces, each synced; once it is as long as a log grows
+    /// before its checkpoint, it becomes the spare.
+    fn fill_spare(&self) -> Result<()> {
+        let tmp = self.dir.join(SPARE_TMP);
+        let mut file = OpenOptions::new().append(true).create(true).open(&tmp)?;
+        let mut len = file.metadata()?.len();
+        let target = self.checkpoint_bytes();
+        let zeros = vec![0u8; FILL_PIECE];
+        for _ in 0..FILL_PIECES_PER_ROUND {
+            if len >= target {
+                break;
+            }
+            file.write_all(&zeros)?;
+            file.sync_data()?;
+            len += zeros.len() as u64;
+        }
+        if len >= target {
+            std::fs::rename(&tmp, self.dir.join(SPARE))?;
+            sync_dir(&self.dir)?;
+            self.spare_bytes.store(len, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Writes the map to a new snapshot, in pages (writers wait only while a page is
@@ -296,18 +396,13 @@ impl Shared {
         // The snapshot reads the map as it is now, newer than the ended logs: before it
         // takes their place, the log after them is made durable up to what it saw.
         self.write_snapshot(|| self.write_out(true))?;
-        for (number, path) in logs(&self.dir)? {
-            if number <= ended {
-                std::fs::remove_file(path)?;
-            }
-        }
-        sync_dir(&self.dir)?;
-        Ok(())
+        let mut old = logs(&self.dir)?;
+        old.retain(|(number, _)| *number <= ended);
+        self.retire(&old)
     }
 
     fn wants_checkpoint(&self) -> bool {
-        let log = self.log_bytes.load(Ordering::Acquire);
-        log >= CHECKPOINT_BYTES.max(2 * self.snapshot_bytes.load(Ordering::Acquire))
+        self.log_bytes.load(Ordering::Acquire) >= self.checkpoint_bytes()
     }
 }
 
@@ -336,15 +431,49 @@ fn sync_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn create_log(dir: &Path, number: u64) -> Result<File> {
-    // Truncated if there: only a failed switch to it can have left it, before any write.
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(dir.join(log_name(number)))?;
+fn log_header(number: u64) -> Vec<u8> {
+    let mut h = LOG_MAGIC.to_vec();
+    h.extend_from_slice(&number.to_le_bytes());
+    let crc = crc32fast::hash(&h);
+    h.extend_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// The number in a log header at the start of `bytes`, if there is a whole one.
+fn read_header(bytes: &[u8]) -> Option<u64> {
+    let h = bytes.get(..LOG_HEADER_LEN as usize)?;
+    let number = u64::from_le_bytes(h[16..24].try_into().ok()?);
+    (h.starts_with(LOG_MAGIC) && h == log_header(number).as_slice()).then_some(number)
+}
+
+/// Makes log `number` in `dir`, ready for its first record: the spare renamed, if
+/// `from_spare` and there is one (its size kept: writes overwrite its old bytes), or else a
+/// new file. Its header and its name are durable before it is returned, with its size and
+/// whether it is the spare.
+fn make_log(dir: &Path, number: u64, from_spare: bool) -> Result<(File, u64, bool)> {
+    let path = dir.join(log_name(number));
+    let spare = from_spare
+        .then(|| OpenOptions::new().write(true).open(dir.join(SPARE)).ok())
+        .flatten();
+    let recycled = spare.is_some();
+    let mut file = match spare {
+        Some(f) => f,
+        // Truncated if there: only a failed switch to it can have left it, empty.
+        None => OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?,
+    };
+    file.write_all(&log_header(number))?;
+    file.sync_data()?;
+    if recycled {
+        std::fs::rename(dir.join(SPARE), &path)?;
+    }
     sync_dir(dir)?;
-    Ok(file)
+    let capacity = file.metadata()?.len();
+    file.seek(std::io::SeekFrom::Start(LOG_HEADER_LEN))?;
+    Ok((file, capacity, recycled))
 }
 
 /// The logs in `dir`, oldest first.
@@ -360,7 +489,37 @@ fn logs(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     Ok(out)
 }
 
-/// Encodes one log record of `ops`, appended to `out`.
+/// Appends a record of `payload` to `out`, its checksum left for [`seal`].
+fn encode_payload(payload: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(payload);
+}
+
+/// A record's checksum: over its log's number and its payload (`None`: a log of the first
+/// format, over the payload alone).
+fn record_crc(number: Option<u64>, payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    if let Some(n) = number {
+        h.update(&n.to_le_bytes());
+    }
+    h.update(payload);
+    h.finalize()
+}
+
+/// Fills in the checksums of the records in `bytes` for log `number`, where they are
+/// written: until then, a record does not know which log it goes to.
+fn seal(number: u64, bytes: &mut [u8]) {
+    let mut at = 0;
+    while at < bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
+        let crc = record_crc(Some(number), &bytes[at + 8..at + 8 + len]);
+        bytes[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
+        at += 8 + len;
+    }
+}
+
+/// Encodes one log record of `ops`, appended to `out`, its checksum left for [`seal`].
 fn encode_record(ops: &[Op], out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[0; 8]);
@@ -377,9 +536,7 @@ fn encode_record(ops: &[Op], out: &mut Vec<u8>) {
         out.extend_from_slice(value);
     }
     let len = (out.len() - start - 8) as u32;
-    let crc = crc32fast::hash(&out[start + 8..]);
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Splits `bytes` at the front: `n` bytes, or `None` if there are fewer.
@@ -424,14 +581,23 @@ fn decode_ops(mut p: &[u8]) -> Option<Vec<Op>> {
     Some(ops)
 }
 
-/// The records of one log, in order, and whether it ended cleanly (not at a record cut
-/// short or failing its checksum).
-fn read_log(bytes: &[u8]) -> (Vec<Vec<Op>>, Option<u64>) {
+/// The records of log `number`, in order, and, if it does not end cleanly (at its end
+/// record, or at the end of a file of the first format), the byte where it stops: a
+/// record cut short or failing its checksum (a write never acknowledged, an old record of
+/// the spare it was made from, or damage).
+fn read_log(bytes: &[u8], number: u64) -> (Vec<Vec<Op>>, Option<u64>) {
     let mut records = Vec::new();
-    let mut rest = bytes;
+    let (seed, mut rest) = if bytes.starts_with(LOG_MAGIC) {
+        match read_header(bytes) {
+            Some(n) if n == number => (Some(n), &bytes[LOG_HEADER_LEN as usize..]),
+            _ => return (records, Some(0)),
+        }
+    } else {
+        (None, bytes)
+    };
     loop {
         let at = (bytes.len() - rest.len()) as u64;
-        if rest.is_empty() {
+        if rest.is_empty() && seed.is_none() {
             return (records, None);
         }
         let mut p = rest;
@@ -444,8 +610,13 @@ fn read_log(bytes: &[u8]) -> (Vec<Vec<Op>>, Option<u64>) {
         let Some(payload) = take(&mut p, len as usize) else {
             return (records, Some(at));
         };
-        if crc32fast::hash(payload) != crc {
+        // No writer makes a record of nothing: zeros (of a spare, or a file's end after a
+        // crash) stop the log.
+        if payload.is_empty() || record_crc(seed, payload) != crc {
             return (records, Some(at));
+        }
+        if seed.is_some() && payload == [END] {
+            return (records, None);
         }
         let Some(ops) = decode_ops(payload) else {
             return (records, Some(at));
@@ -557,29 +728,37 @@ impl RevLog {
             }
         };
         let found = logs(dir)?;
-        let newest = found.last().map_or(0, |(n, _)| *n);
+        let mut replayed = Vec::with_capacity(found.len());
         for (number, path) in &found {
             let bytes = std::fs::read(path)?;
-            let (records, torn) = read_log(&bytes);
-            if let Some(at) = torn
-                && *number != newest
+            let (records, stops) = read_log(&bytes, *number);
+            replayed.push((*number, records, stops, bytes.len() as u64));
+        }
+        // A log may stop short of its end only if no later log holds a record: it was the
+        // newest when a write was cut short (a later one can have been made, empty, by a
+        // switch of logs or an open that did not finish). Otherwise it is damage.
+        let mut later_records = false;
+        for (number, records, stops, _) in replayed.iter().rev() {
+            if let Some(at) = stops
+                && later_records
             {
                 return Err(corrupt(
                     &log_name(*number),
-                    at,
+                    *at,
                     "a record is cut short or fails its checksum in a log that is not the newest",
                 ));
             }
-            if let Some(at) = torn {
-                // Cut off, so that the log is whole once a newer one exists.
-                let f = OpenOptions::new().write(true).open(path)?;
-                f.set_len(at)?;
-                f.sync_all()?;
+            later_records |= !records.is_empty();
+        }
+        for (number, records, stops, size) in replayed {
+            if let Some(at) = stops
+                && at > LOG_HEADER_LEN
+            {
                 tracing::warn!(
-                    log = %log_name(*number),
+                    log = %log_name(number),
                     at,
-                    dropped = bytes.len() as u64 - at,
-                    "the revocation log ends in a write that was never acknowledged; replaying up to it"
+                    size,
+                    "the revocation log stops at a write that was never acknowledged; replaying up to it"
                 );
             }
             for ops in records {
@@ -592,6 +771,20 @@ impl RevLog {
             }
         }
         db.flush()?;
+        // A spare half made when the last run stopped is zeros, and goes; a spare's header
+        // names the last log it was, so the next log's number is above it too.
+        match std::fs::remove_file(dir.join(SPARE_TMP)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        let (spare_bytes, spare_number) = match std::fs::read(dir.join(SPARE)) {
+            Ok(bytes) => (bytes.len() as u64, read_header(&bytes).unwrap_or(0)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (0, 0),
+            Err(e) => return Err(e.into()),
+        };
+        let newest = found.last().map_or(0, |(n, _)| *n);
+        let number = newest.max(spare_number) + 1;
+        let (file, capacity, recycled) = make_log(dir, number, spare_bytes > 0)?;
         let shared = Arc::new(Shared {
             dir: dir.to_owned(),
             mode,
@@ -601,10 +794,12 @@ impl RevLog {
             durable: AtomicU64::new(0),
             log_bytes: AtomicU64::new(0),
             snapshot_bytes: AtomicU64::new(0),
+            log_capacity: AtomicU64::new(capacity),
+            spare_bytes: AtomicU64::new(if recycled { 0 } else { spare_bytes }),
             file: Mutex::new(LogFile {
-                file: create_log(dir, newest + 1)?,
-                number: newest + 1,
-                len: 0,
+                file,
+                number,
+                len: LOG_HEADER_LEN,
                 unsynced: false,
             }),
             failed: std::sync::OnceLock::new(),
@@ -612,10 +807,7 @@ impl RevLog {
         });
         // The logs replayed are in the snapshot now; the new log is empty.
         shared.write_snapshot(|| Ok(()))?;
-        for (_, path) in &found {
-            std::fs::remove_file(path)?;
-        }
-        sync_dir(dir)?;
+        shared.retire(&found)?;
         // The snapshot holds every record now. sled's copies of the layout before go (also
         // those a crash during an import left), keys of no watermark stay for `sessiond
         // check` to name; then the snapshot is recorded as this store's.
@@ -703,6 +895,9 @@ impl RevLog {
     /// caller serialises writes of one key (the account's lock), and makes them durable
     /// with [`RevLog::sync`].
     pub(super) fn append(&self, ops: &[Op]) {
+        if ops.is_empty() {
+            return;
+        }
         // Both under the map's lock: whatever a reader (a snapshot's page) sees of the map
         // is in the buffer or the file by then, in the order it was applied.
         let grown = {
@@ -759,10 +954,12 @@ impl RevLog {
         self.commit.failure()
     }
 
-    /// Bytes of the snapshot and the current log.
+    /// Bytes of the snapshot, the current log's file and the spare.
     pub(super) fn disk_bytes(&self) -> u64 {
         self.shared.snapshot_bytes.load(Ordering::Acquire)
-            + self.shared.log_bytes.load(Ordering::Acquire)
+            + (self.shared.log_capacity.load(Ordering::Acquire))
+                .max(LOG_HEADER_LEN + self.shared.log_bytes.load(Ordering::Acquire))
+            + self.shared.spare_bytes.load(Ordering::Acquire)
     }
 
     /// Folds the logs into a new snapshot now (tests).
@@ -796,6 +993,8 @@ impl RevLog {
 fn background(shared: &Shared, wake: &(Mutex<bool>, Condvar), db: &sled::Db) {
     // After a failed checkpoint, the next try waits a while; the logs stay meanwhile.
     let mut retry_at: Option<std::time::Instant> = None;
+    let mut fill_retry_at: Option<std::time::Instant> = None;
+    let mut filling = false;
     loop {
         let stop = {
             let (m, cv) = wake;
@@ -813,7 +1012,29 @@ fn background(shared: &Shared, wake: &(Mutex<bool>, Condvar), db: &sled::Db) {
         {
             tracing::error!(error = %e, "writing out the revocation log failed");
         }
-        if shared.wants_checkpoint() && retry_at.is_none_or(|at| at <= std::time::Instant::now()) {
+        // A store's first log is a new file, which grows with every write: a spare of zeros
+        // is made for it, and a checkpoint then switches to it.
+        let new_file = shared.mode == Durability::Fsync
+            && shared.log_is_new_file()
+            && shared.log_bytes.load(Ordering::Acquire) >= FILL_AFTER;
+        let spare = shared.spare_bytes.load(Ordering::Acquire) > 0;
+        if filling && (!new_file || spare) {
+            // Switched to another log meanwhile: the zeros are not needed.
+            filling = false;
+            let _ = std::fs::remove_file(shared.dir.join(SPARE_TMP));
+        }
+        if new_file && !spare && fill_retry_at.is_none_or(|at| at <= std::time::Instant::now()) {
+            fill_retry_at = None;
+            filling = true;
+            if let Err(e) = shared.fill_spare() {
+                tracing::error!(error = %e, "making a spare revocation log failed; trying again in 30 s");
+                fill_retry_at =
+                    Some(std::time::Instant::now() + std::time::Duration::from_secs(30));
+            }
+        }
+        if (shared.wants_checkpoint() || (new_file && spare))
+            && retry_at.is_none_or(|at| at <= std::time::Instant::now())
+        {
             let started = std::time::Instant::now();
             match shared.checkpoint(db) {
                 Ok(()) => {
@@ -842,9 +1063,8 @@ mod tests {
         [n; keys::MARKER_KEY_LEN]
     }
 
-    #[test]
-    fn records_round_trip_and_a_torn_tail_ends_the_log() {
-        let ops = vec![
+    fn sample() -> Vec<Op> {
+        vec![
             Op::Put {
                 key: key(1),
                 value: b"record".to_vec(),
@@ -857,25 +1077,93 @@ mod tests {
                 key: b"device".to_vec(),
                 value: vec![],
             },
-        ];
-        let mut bytes = Vec::new();
-        encode_record(&ops, &mut bytes);
-        let first = bytes.len();
-        encode_record(&ops[..1], &mut bytes);
-        let (records, torn) = read_log(&bytes);
-        assert_eq!(records, vec![ops.clone(), ops[..1].to_vec()]);
-        assert_eq!(torn, None);
-        let whole = bytes.len();
-        for cut in 1..whole {
-            let (records, torn) = read_log(&bytes[..cut]);
-            // Cut at the end of a record, the log ends there cleanly.
-            assert_eq!(records.len(), usize::from(cut >= first), "cut at {cut}");
-            assert_eq!(torn.is_none(), cut == first, "cut at {cut}");
+        ]
+    }
+
+    /// Log `number`: its header, then `records` sealed for `sealed_for`.
+    fn log_of(number: u64, sealed_for: u64, records: &[&[Op]]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for ops in records {
+            encode_record(ops, &mut body);
         }
+        seal(sealed_for, &mut body);
+        let mut bytes = log_header(number);
+        bytes.extend_from_slice(&body);
+        bytes
+    }
+
+    #[test]
+    fn records_round_trip_and_a_log_ends_only_at_its_end_record() {
+        let ops = sample();
+        let mut bytes = log_of(7, 7, &[&ops, &ops[..1]]);
+        let first = LOG_HEADER_LEN as usize + {
+            let mut one = Vec::new();
+            encode_record(&ops, &mut one);
+            one.len()
+        };
+        let records_end = bytes.len();
+        // Without its end record, the log stops where the file does.
+        assert_eq!(
+            read_log(&bytes, 7),
+            (
+                vec![ops.clone(), ops[..1].to_vec()],
+                Some(records_end as u64)
+            )
+        );
+        let mut end = Vec::new();
+        encode_payload(&[END], &mut end);
+        seal(7, &mut end);
+        bytes.extend_from_slice(&end);
+        assert_eq!(
+            read_log(&bytes, 7),
+            (vec![ops.clone(), ops[..1].to_vec()], None)
+        );
+        for cut in 0..bytes.len() {
+            let (records, stops) = read_log(&bytes[..cut], 7);
+            let whole = usize::from(cut >= first) + usize::from(cut >= records_end);
+            assert_eq!(records.len(), whole, "cut at {cut}");
+            // An empty file is an empty log of the first format.
+            assert_eq!(stops.is_none(), cut == 0, "cut at {cut}");
+        }
+        // Under the name of another log, nothing of it replays.
+        assert_eq!(read_log(&bytes, 8), (vec![], Some(0)));
         let mut flipped = bytes.clone();
-        *flipped.last_mut().expect("bytes") ^= 1;
-        let (records, torn) = read_log(&flipped);
-        assert_eq!(records.len(), 1);
-        assert!(torn.is_some());
+        flipped[first - 1] ^= 1;
+        assert_eq!(read_log(&flipped, 7), (vec![], Some(LOG_HEADER_LEN)));
+    }
+
+    #[test]
+    fn a_log_made_from_a_spare_stops_at_the_old_records_or_the_zeros() {
+        let ops = sample();
+        // Log 9 made from the file of log 4: its records, then log 4's left over.
+        let mut bytes = log_of(9, 9, &[&ops[..1]]);
+        let ours = bytes.len() as u64;
+        let old = log_of(4, 4, &[&ops, &ops, &ops]);
+        bytes.extend_from_slice(&old[LOG_HEADER_LEN as usize..]);
+        assert_eq!(read_log(&bytes, 9), (vec![ops[..1].to_vec()], Some(ours)));
+        // Made from a spare of zeros.
+        let mut bytes = log_of(9, 9, &[&ops]);
+        let ours = bytes.len() as u64;
+        bytes.extend_from_slice(&[0; 4096]);
+        assert_eq!(read_log(&bytes, 9), (vec![ops.clone()], Some(ours)));
+        // Zeros where the header should be: nothing to replay.
+        assert_eq!(read_log(&[0; 4096], 9), (vec![], Some(0)));
+    }
+
+    #[test]
+    fn a_log_of_the_first_format_still_replays() {
+        let ops = sample();
+        // No header; checksums over the payload alone; clean at the end of the file.
+        let mut bytes = Vec::new();
+        for _ in 0..2 {
+            let at = bytes.len();
+            encode_record(&ops, &mut bytes);
+            let crc = record_crc(None, &bytes[at + 8..]);
+            bytes[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
+        }
+        assert_eq!(read_log(&bytes, 3), (vec![ops.clone(), ops.clone()], None));
+        let cut = bytes.len() - 1;
+        assert_eq!(read_log(&bytes[..cut], 3).0, vec![ops]);
+        assert!(read_log(&bytes[..cut], 3).1.is_some());
     }
 }
