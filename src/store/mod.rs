@@ -2034,6 +2034,26 @@ mod tests {
             ],
             "log 3 is the spare again"
         );
+        put_raw(&s, 2, b"in log 4");
+        s.sync_blocking().expect("sync");
+        drop(s);
+        // A header that does not name its log, with records behind it, is damage.
+        let log = store_dir.join("revocations.4.log");
+        let mut bytes = std::fs::read(&log).expect("read");
+        bytes[16] ^= 1;
+        std::fs::write(&log, &bytes).expect("write");
+        let err = Store::open(dir.path(), &opts)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            err.contains("revocations.4.log") && err.contains("header"),
+            "{err}"
+        );
+        bytes[16] ^= 1;
+        std::fs::write(&log, &bytes).expect("write");
+        let s = Store::open(dir.path(), &opts).expect("reopen");
+        assert_eq!(raw(&s, 2).as_deref(), Some(b"in log 4".as_slice()));
     }
 
     #[test]
