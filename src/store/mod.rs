@@ -2057,6 +2057,43 @@ mod tests {
     }
 
     #[test]
+    fn a_switch_cut_short_after_the_next_log_is_made_loses_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store_dir = dir.path().join("store");
+        let opts = StoreOptions {
+            durability: Durability::Flush,
+            ..StoreOptions::default()
+        };
+        {
+            let s = Store::open(dir.path(), &opts).expect("open");
+            for i in 0..20u8 {
+                put_raw(&s, 100 + i, &[i; 64 << 10]);
+            }
+            s.sync_blocking().expect("sync");
+            s.revlog.checkpoint(&s.db).expect("checkpoint");
+            put_raw(&s, 1, b"in log 2");
+            s.sync_blocking().expect("sync");
+        }
+        // As a crash leaves it once the next log is made from the spare, before log 2 got
+        // its end record: log 3 has its header, then log 1's old records.
+        let mut next = std::fs::read(store_dir.join("revocations.spare")).expect("spare");
+        next[..revlog::log_header(3).len()].copy_from_slice(&revlog::log_header(3));
+        std::fs::write(store_dir.join("revocations.3.log"), &next).expect("write");
+        std::fs::remove_file(store_dir.join("revocations.spare")).expect("remove");
+        let s = Store::open(dir.path(), &opts).expect("reopen");
+        assert_eq!(raw(&s, 1).as_deref(), Some(b"in log 2".as_slice()));
+        assert_eq!(raw(&s, 119).map(|v| v.len()), Some(64 << 10));
+        assert_eq!(
+            revlog_files(dir.path()),
+            [
+                "revocations.4.log",
+                "revocations.snapshot",
+                "revocations.spare"
+            ]
+        );
+    }
+
+    #[test]
     fn a_new_store_switches_to_a_spare_of_zeros_once_its_log_grows() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store_dir = dir.path().join("store");

@@ -457,7 +457,8 @@ fn sync_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn log_header(number: u64) -> Vec<u8> {
+/// A log's header: see [`LOG_MAGIC`].
+pub(super) fn log_header(number: u64) -> Vec<u8> {
     let mut h = LOG_MAGIC.to_vec();
     h.extend_from_slice(&number.to_le_bytes());
     let crc = crc32fast::hash(&h);
