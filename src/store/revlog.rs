@@ -491,7 +491,7 @@ fn make_log(dir: &Path, number: u64, from_spare: bool) -> Result<(File, u64)> {
     let recycled = spare.is_some();
     let mut file = match spare {
         Some(f) => f,
-        // Truncated if there: only a failed switch to it can have left it, empty.
+        // Truncated if there: only a failed switch to it can have left it, with no record.
         None => OpenOptions::new()
             .write(true)
             .create(true)
