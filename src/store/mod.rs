@@ -1985,24 +1985,34 @@ mod tests {
         s.revlog.get(&[k; keys::MARKER_KEY_LEN])
     }
 
+    /// Twenty records of 64 KiB under keys `first..first + 20`: enough log for its file to
+    /// be kept as the spare, and for a new store to make one of zeros.
+    fn fill_log(s: &Store, first: u8) {
+        for i in 0..20u8 {
+            put_raw(s, first + i, &[i; 64 << 10]);
+        }
+    }
+
+    /// Not `Fsync`: no spare of zeros is made while a test switches logs itself.
+    fn without_fill() -> StoreOptions {
+        StoreOptions {
+            durability: Durability::Flush,
+            ..StoreOptions::default()
+        }
+    }
+
     #[test]
     fn a_log_made_from_an_ended_one_does_not_replay_its_old_records() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store_dir = dir.path().join("store");
-        // Not `Fsync`: no spare of zeros is made meanwhile (the test after this one).
-        let opts = StoreOptions {
-            durability: Durability::Flush,
-            ..StoreOptions::default()
-        };
+        let opts = without_fill();
         {
             let s = Store::open(dir.path(), &opts).expect("open");
             // Log 1: two records of the same size, the second stale once the file is
             // reused, then enough for the file to be kept as the spare.
             put_raw(&s, 1, b"first");
             put_raw(&s, 1, b"stale");
-            for i in 0..20u8 {
-                put_raw(&s, 100 + i, &[i; 64 << 10]);
-            }
+            fill_log(&s, 100);
             s.sync_blocking().expect("sync");
             s.revlog.checkpoint(&s.db).expect("checkpoint");
             assert!(store_dir.join("revocations.spare").exists());
@@ -2060,15 +2070,10 @@ mod tests {
     fn a_switch_cut_short_after_the_next_log_is_made_loses_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store_dir = dir.path().join("store");
-        let opts = StoreOptions {
-            durability: Durability::Flush,
-            ..StoreOptions::default()
-        };
+        let opts = without_fill();
         {
             let s = Store::open(dir.path(), &opts).expect("open");
-            for i in 0..20u8 {
-                put_raw(&s, 100 + i, &[i; 64 << 10]);
-            }
+            fill_log(&s, 100);
             s.sync_blocking().expect("sync");
             s.revlog.checkpoint(&s.db).expect("checkpoint");
             put_raw(&s, 1, b"in log 2");
@@ -2098,9 +2103,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store_dir = dir.path().join("store");
         let s = Store::open(dir.path(), &StoreOptions::default()).expect("open");
-        for i in 0..20u8 {
-            put_raw(&s, i, &[i; 64 << 10]);
-        }
+        fill_log(&s, 0);
         s.sync_blocking().expect("sync");
         // The background thread writes the spare and switches to it (log 2); log 1 is kept
         // as the next spare.

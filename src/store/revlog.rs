@@ -145,8 +145,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct LogFile {
     file: File,
     number: u64,
-    /// Bytes written (the header's too): where the next record goes.
-    len: u64,
     /// Whether bytes were written since the last sync.
     unsynced: bool,
 }
@@ -238,7 +236,6 @@ impl Shared {
         if !bytes.is_empty() {
             seal(f.number, &mut bytes);
             f.file.write_all(&bytes)?;
-            f.len += bytes.len() as u64;
             f.unsynced = true;
         }
         if sync && f.unsynced {
@@ -281,7 +278,6 @@ impl Shared {
         *f = LogFile {
             file,
             number: next,
-            len: LOG_HEADER_LEN,
             unsynced: false,
         };
         self.log_capacity.store(capacity, Ordering::Release);
@@ -825,9 +821,10 @@ impl RevLog {
         let (spare_bytes, spare_number) = match File::open(dir.join(SPARE)) {
             Ok(f) => {
                 let mut header = Vec::new();
-                f.take(LOG_HEADER_LEN).read_to_end(&mut header)?;
+                let mut f = f.take(LOG_HEADER_LEN);
+                f.read_to_end(&mut header)?;
                 (
-                    std::fs::metadata(dir.join(SPARE))?.len(),
+                    f.get_ref().metadata()?.len(),
                     read_header(&header).unwrap_or(0),
                 )
             }
@@ -851,7 +848,6 @@ impl RevLog {
             file: Mutex::new(LogFile {
                 file,
                 number,
-                len: LOG_HEADER_LEN,
                 unsynced: false,
             }),
             failed: std::sync::OnceLock::new(),
