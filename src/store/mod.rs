@@ -2140,6 +2140,29 @@ mod tests {
     }
 
     #[test]
+    fn records_no_commit_waits_for_are_written_out_but_not_counted_durable() {
+        let (_d, s) = store();
+        // Written out unsynced, as the background thread does: still owed a sync.
+        put_raw(&s, 1, b"first");
+        s.revlog.write_out_unsynced().expect("write out");
+        assert_eq!(s.revlog.buffered(), 0);
+        assert!(s.revlog.unsynced());
+        s.sync_blocking().expect("sync");
+        assert!(!s.revlog.unsynced());
+        // More than the buffer may hold (1 MiB), and no commit: the background thread
+        // writes it out.
+        fill_log(&s, 10);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while s.revlog.buffered() >= 1 << 20 {
+            assert!(std::time::Instant::now() < deadline, "still buffered");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        s.sync_blocking().expect("sync");
+        assert!(!s.revlog.unsynced());
+        assert_eq!(raw(&s, 29).map(|v| v.len()), Some(64 << 10));
+    }
+
+    #[test]
     fn forgotten_devices_go_with_the_watermarks() {
         let (_d, s) = store();
         let a = AccountId::from_random([10; 17]);

@@ -117,6 +117,11 @@ const CHECKPOINT_BYTES: u64 = 64 << 20;
 /// How often the background thread writes out (and, in `Flush` mode, syncs) what the
 /// log buffers when no request waits for it: sled's own background flush interval.
 const BACKGROUND_MS: u64 = 200;
+/// In `Fsync` mode, what the log buffers is written out by the next commit, so writes that
+/// wait for none (the audit counter's releases of counted entries, between runs of
+/// revocations) would pile up in memory until one comes: once the buffer holds this much,
+/// the background thread writes it out, unsynced (the next commit syncs it).
+const BUFFER_BYTES: usize = 1 << 20;
 
 fn log_name(number: u64) -> String {
     format!("revocations.{number}.log")
@@ -155,7 +160,8 @@ struct Shared {
     table: RwLock<BTreeMap<Key, Value>>,
     /// Encoded records not yet written to the file.
     buf: Mutex<Vec<u8>>,
-    /// Records appended so far, and of those, written out as the mode asks.
+    /// Records appended so far, and of those, as durable as the mode asks (in `Fsync`
+    /// mode: synced).
     appended: AtomicU64,
     durable: AtomicU64,
     /// Bytes appended to the current log (written or buffered), for the checkpoint's
@@ -242,7 +248,10 @@ impl Shared {
             f.file.sync_data()?;
             f.unsynced = false;
         }
-        self.durable.fetch_max(upto, Ordering::AcqRel);
+        // Unsynced bytes are durable as the mode asks in `Flush` and `None` mode only.
+        if sync || self.mode != Durability::Fsync {
+            self.durable.fetch_max(upto, Ordering::AcqRel);
+        }
         Ok(())
     }
 
@@ -949,7 +958,7 @@ impl RevLog {
         }
         // Both under the map's lock: whatever a reader (a snapshot's page) sees of the map
         // is in the buffer or the file by then, in the order it was applied.
-        let grown = {
+        let (before, after) = {
             let mut t = self.shared.table.write().unwrap_or_else(|p| p.into_inner());
             for op in ops {
                 if let Op::Put { key, value } = op {
@@ -960,10 +969,12 @@ impl RevLog {
             let before = b.len();
             encode_record(ops, &mut b);
             self.shared.appended.fetch_add(1, Ordering::AcqRel);
-            (b.len() - before) as u64
+            (before, b.len())
         };
-        self.shared.log_bytes.fetch_add(grown, Ordering::AcqRel);
-        if self.shared.wants_checkpoint() {
+        self.shared
+            .log_bytes
+            .fetch_add((after - before) as u64, Ordering::AcqRel);
+        if self.shared.wants_checkpoint() || (before < BUFFER_BYTES && after >= BUFFER_BYTES) {
             self.wake_worker(false);
         }
     }
@@ -1011,6 +1022,18 @@ impl RevLog {
             + self.shared.spare_bytes.load(Ordering::Acquire)
     }
 
+    /// Bytes the log buffers, not yet written to its file (tests).
+    #[cfg(test)]
+    pub(super) fn buffered(&self) -> usize {
+        lock(&self.shared.buf).len()
+    }
+
+    /// Writes out what the log buffers, unsynced, as the background thread does (tests).
+    #[cfg(test)]
+    pub(super) fn write_out_unsynced(&self) -> Result<()> {
+        self.shared.write_out(false)
+    }
+
     /// Folds the logs into a new snapshot now (tests).
     #[cfg(test)]
     pub(super) fn checkpoint(&self, db: &sled::Db) -> Result<()> {
@@ -1037,7 +1060,8 @@ impl RevLog {
 }
 
 /// The background thread: every [`BACKGROUND_MS`], writes out what the log buffers
-/// (synced in `Flush` mode, as sled's background flush is); makes a spare of zeros for a
+/// (synced in `Flush` mode, as sled's background flush is; in `Fsync` mode only once it
+/// holds [`BUFFER_BYTES`], and unsynced, as the next commit syncs it); makes a spare of zeros for a
 /// log that is a new file, and switches to it; checkpoints when the log is long; stops
 /// when told.
 fn background(shared: &Shared, wake: &(Mutex<bool>, Condvar), db: &sled::Db) {
@@ -1057,9 +1081,8 @@ fn background(shared: &Shared, wake: &(Mutex<bool>, Condvar), db: &sled::Db) {
         if stop {
             return;
         }
-        if shared.mode != Durability::Fsync
-            && let Err(e) = shared.write_out(shared.mode == Durability::Flush)
-        {
+        let write_out = shared.mode != Durability::Fsync || lock(&shared.buf).len() >= BUFFER_BYTES;
+        if write_out && let Err(e) = shared.write_out(shared.mode == Durability::Flush) {
             tracing::error!(error = %e, "writing out the revocation log failed");
         }
         // A store's first log is a new file, which grows with every write: a spare of zeros
