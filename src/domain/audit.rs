@@ -21,12 +21,17 @@ use tokio::sync::{Notify, mpsc};
 const QUIET: std::time::Duration = std::time::Duration::from_millis(200);
 /// ...or once this many wait (each waiting count holds 28 bytes).
 const MAX_BACKLOG: usize = 1 << 20;
+/// A count in progress looks for new revocations after this many entries, and if some
+/// came, leaves the rest for the next quiet moment (unless `MAX_BACKLOG` would then wait).
+const YIELD_EVERY: usize = 256;
 
 /// The background count's queue, and how much of it is outstanding.
 #[derive(Default)]
 pub(super) struct AuditQueue {
     tx: OnceLock<mpsc::UnboundedSender<(AccountId, u64)>>,
     outstanding: AtomicU64,
+    /// Counts ever queued: a count in progress sees from it that revocations came.
+    queued: AtomicU64,
     idle: Notify,
     /// Accounts with a revoke-all of this process not counted yet, and how many: written
     /// under the account's lock with the entry, so the sweeper, under the same lock, never
@@ -180,6 +185,7 @@ impl Sessiond {
         let q = &self.inner.audit;
         if let Some(tx) = q.tx.get() {
             q.outstanding.fetch_add(1, Ordering::SeqCst);
+            q.queued.fetch_add(1, Ordering::SeqCst);
             if tx.send((*account, seq)).is_err() {
                 self.counts_done(1);
             }
@@ -272,9 +278,11 @@ impl Sessiond {
                 this.counts_done(1);
             }
             // Counting is background work of low priority, like a vacuum: it waits for a
-            // quiet moment (no revocation for `QUIET`), then counts everything that came
-            // in, in one blocking job. Under sustained load the counts wait; each costs
-            // about what the revocation did, and the request path must not pay it.
+            // quiet moment (no revocation for `QUIET`), then counts what came in, in one
+            // blocking job, until revocations come again: it then stops, and what it left
+            // waits for the next quiet moment, before what came after it. Under sustained
+            // load the counts wait; each costs about what the revocation did, and the
+            // request path must not pay it (a backlog of a million is counted at once).
             let mut batch: Vec<(AccountId, u64)> = Vec::new();
             loop {
                 if batch.is_empty() {
@@ -293,19 +301,20 @@ impl Sessiond {
                 let this = Sessiond { inner };
                 let worker = this.clone();
                 let jobs = std::mem::take(&mut batch);
-                let n = jobs.len() as u64;
-                let done = tokio::task::spawn_blocking(move || {
-                    for (account, seq) in jobs {
-                        if let Err(e) = worker.count_entry(&account, seq) {
-                            tracing::error!(error = %e, seq, "audit: counting a revocation failed; it stays pending until the next start");
-                        }
+                let n = jobs.len();
+                let since = this.inner.audit.queued.load(Ordering::SeqCst);
+                let done =
+                    tokio::task::spawn_blocking(move || worker.count_until_busy(jobs, since)).await;
+                match done {
+                    Ok(left) => {
+                        this.counts_done((n - left.len()) as u64);
+                        batch = left;
                     }
-                })
-                .await;
-                if let Err(e) = done {
-                    tracing::error!(error = %e, "audit: the count task failed");
+                    Err(e) => {
+                        tracing::error!(error = %e, "audit: the count task failed");
+                        this.counts_done(n as u64);
+                    }
                 }
-                this.counts_done(n);
             }
         });
         Ok(())
@@ -322,6 +331,29 @@ impl Sessiond {
             }
             notified.await;
         }
+    }
+
+    /// Counts `jobs` in order, until revocations have come since `queued` was `since`
+    /// (looked at every `YIELD_EVERY` entries) and the backlog stays under `MAX_BACKLOG`:
+    /// returns the jobs it left. A failed count is logged; its entry stays pending until
+    /// the next start.
+    fn count_until_busy(&self, jobs: Vec<(AccountId, u64)>, since: u64) -> Vec<(AccountId, u64)> {
+        let queued = &self.inner.audit.queued;
+        let mut jobs = jobs.into_iter();
+        let mut done = 0usize;
+        while let Some((account, seq)) = jobs.next() {
+            if let Err(e) = self.count_entry(&account, seq) {
+                tracing::error!(error = %e, seq, "audit: counting a revocation failed; it stays pending until the next start");
+            }
+            done += 1;
+            if done.is_multiple_of(YIELD_EVERY) {
+                let came = queued.load(Ordering::SeqCst) - since;
+                if came > 0 && jobs.len() + (came as usize) < MAX_BACKLOG {
+                    return jobs.collect();
+                }
+            }
+        }
+        Vec::new()
     }
 
     /// Counts every pending entry now, on this thread (the background task's first job;
@@ -391,5 +423,64 @@ impl Sessiond {
         limit: usize,
     ) -> Result<Vec<AuditEntry>> {
         Ok(self.store().audit_page(account, before, limit)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Config, Credential, NewAccount, NewApp, Sessiond, SystemClock};
+    use crate::store::{Store, StoreOptions};
+
+    #[test]
+    fn a_count_leaves_the_rest_when_revocations_come_while_it_runs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), &StoreOptions::default()).expect("open");
+        let s = Sessiond::new(store, Config::default(), std::sync::Arc::new(SystemClock))
+            .expect("service");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let app = rt
+            .block_on(s.create_app(NewApp {
+                id: Some("chat".into()),
+                name: "Chat".into(),
+                ..NewApp::default()
+            }))
+            .expect("app")
+            .app
+            .key;
+        let account = rt
+            .block_on(s.create_account(NewAccount {
+                login: "alice".into(),
+                email: None,
+                name: None,
+                password: None,
+            }))
+            .expect("account")
+            .id;
+        // No background task: every revoke-all's count stays pending.
+        let total = YIELD_EVERY + 40;
+        for _ in 0..total {
+            rt.block_on(s.rownd_sign_out_all(app, &account, Credential::Admin))
+                .expect("sign out");
+        }
+        let mut jobs = s.store().pending_audit().expect("pending");
+        jobs.sort_by_key(|(_, seq)| *seq);
+        assert_eq!(jobs.len(), total);
+        // A revocation came after the batch was formed: the count stops at the first look.
+        let queued = &s.inner.audit.queued;
+        let since = queued.fetch_add(1, Ordering::SeqCst);
+        let left = s.count_until_busy(jobs.clone(), since);
+        assert_eq!(left, jobs[YIELD_EVERY..]);
+        assert_eq!(
+            s.store().pending_audit().expect("pending").len(),
+            left.len()
+        );
+        // None since: it counts everything.
+        let left = s.count_until_busy(left, queued.load(Ordering::SeqCst));
+        assert!(left.is_empty());
+        assert!(s.store().pending_audit().expect("pending").is_empty());
     }
 }
