@@ -454,9 +454,7 @@ mod tests {
         let account = rt
             .block_on(s.create_account(NewAccount {
                 login: "alice".into(),
-                email: None,
-                name: None,
-                password: None,
+                ..NewAccount::default()
             }))
             .expect("account")
             .id;
