@@ -88,7 +88,8 @@ impl fmt::Display for AccountId {
     }
 }
 
-/// A session's id: 16 random bytes, shown as 32 lowercase hex digits.
+/// A session's id: 16 bytes, its creation time then random bits (`secrets::new_session_id`),
+/// shown as 32 lowercase hex digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SessionId(pub [u8; 16]);
 

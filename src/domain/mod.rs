@@ -539,7 +539,7 @@ impl Sessiond {
         let mut records = Vec::with_capacity(plans.len());
         for (new, app, expires) in plans {
             let session = Session {
-                id: SessionId(secrets::random()),
+                id: secrets::new_session_id(now),
                 account: new.account,
                 app: new.app,
                 kind: new.kind,

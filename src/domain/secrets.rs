@@ -16,6 +16,19 @@ pub fn random<const N: usize>() -> [u8; N] {
     b
 }
 
+/// A new session's id: its creation time in milliseconds (48 bits, big-endian), then 80
+/// random bits. Ids in creation order put each new session at the end of the `sessions`
+/// tree, as UUIDv7 keys do in a B-tree index: the leaves new sessions fill are written
+/// whole once, where random ids scattered a small write over every leaf of the tree, and
+/// sled's log kept each leaf's pieces alive in many segments. An id is no secret (a token's
+/// secret is its other 128 bits, `session_token`); 80 random bits keep ids of the same
+/// millisecond apart.
+pub fn new_session_id(now: crate::model::Millis) -> crate::model::SessionId {
+    let mut id = random::<16>();
+    id[..6].copy_from_slice(&(now.max(0) as u64).to_be_bytes()[2..]);
+    crate::model::SessionId(id)
+}
+
 /// A new 256-bit token as URL-safe base64 without padding (43 characters).
 pub fn new_token() -> String {
     URL_SAFE_NO_PAD.encode(random::<32>())
@@ -92,6 +105,20 @@ mod tests {
         assert_eq!(URL_SAFE_NO_PAD.decode(&a).expect("b64").len(), 32);
         assert_ne!(a, b);
         assert_ne!(hash(&a), hash(&b));
+    }
+
+    #[test]
+    fn session_ids_sort_by_creation_and_differ_within_a_millisecond() {
+        let t = 1_765_000_000_123;
+        let a = new_session_id(t);
+        let b = new_session_id(t);
+        assert_ne!(a, b);
+        assert_eq!(a.0[..6], b.0[..6]);
+        assert_eq!(a.0[..6], (t as u64).to_be_bytes()[2..]);
+        let later = new_session_id(t + 1);
+        assert!(later.0 > a.0 && later.0 > b.0);
+        // A clock before 1970 gives time 0, not a wrapped id from the far future.
+        assert_eq!(new_session_id(-5).0[..6], [0; 6]);
     }
 
     #[test]
