@@ -202,6 +202,86 @@ fn tombstones_stay_for_the_retention_and_admin_sweep_runs_a_cycle_on_demand() {
     );
 }
 
+/// Rownd's revoke-all of `user` in "chat" (`app` is the created application).
+fn sign_out(api: &AdminApi, app: &Value, user: &str) {
+    let r = api
+        .http
+        .post(format!(
+            "{}/applications/chat/users/{user}/signout",
+            api.base
+        ))
+        .header("x-rownd-app-key", s(app, "rownd_app_key"))
+        .header("x-rownd-app-secret", s(app, "rownd_app_secret"))
+        .json(&json!({}))
+        .send()
+        .expect("signout");
+    assert_eq!(r.status().as_u16(), 204);
+}
+
+#[test]
+fn an_admin_sweep_has_the_counts_before_it_done_even_while_revocations_go_on() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_server, base) = serve(
+        &tmp.path().join("data"),
+        &["--tombstone-retention", "0s", "--sweep-interval", "24h"],
+    );
+    let api = AdminApi::new(&base);
+    let (app, alice, bob) = setup(&api);
+    let killed: Vec<Value> = (0..3).map(|_| api.session(&bob)).collect();
+    let alive = api.session(&alice);
+    // Bob's revoke-all: its count waits for a quiet moment, which the revocations below,
+    // 20 ms apart, never leave.
+    sign_out(&api, &app, &bob);
+    let carol = s(&api.create("/accounts", json!({"login": "carol"})), "id").to_owned();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let revoker = std::thread::spawn({
+        let (base, stop, app, carol) = (base.clone(), stop.clone(), app.clone(), carol.clone());
+        move || {
+            let api = AdminApi::new(&base);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline {
+                api.session(&carol);
+                sign_out(&api, &app, &carol);
+                n += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // Whether the sweep answered before this loop gave up.
+            (n, stop.load(std::sync::atomic::Ordering::SeqCst))
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, report) = api.admin(reqwest::Method::POST, "/sweep", None);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (revocations, answered_first) = revoker.join().expect("revoker");
+    assert_eq!(status, 200, "{report}");
+    assert!(
+        answered_first,
+        "the sweep answered only after {revocations} revocations stopped coming: {report}"
+    );
+    // Bob's three sessions went (carol's, counted or not, may have too).
+    assert!(report["sessions"].as_u64() >= Some(3), "{report}");
+    for dead in &killed {
+        let (status, v) = api.get(&format!("/sessions/{}", s(dead, "id")));
+        assert_eq!(
+            status, 404,
+            "a session of the counted revoke-all is still there: {v}"
+        );
+    }
+    let (status, v) = api.get(&format!("/sessions/{}", s(&alive, "id")));
+    assert_eq!((status, v["state"].as_str()), (200, Some("active")), "{v}");
+    let (_, audit) = api.get(&format!("/audit?account={bob}"));
+    let entry = &audit["entries"][0];
+    assert_eq!(
+        (
+            entry["counted"].as_bool(),
+            entry["sessions_revoked"].as_u64()
+        ),
+        (Some(true), Some(3)),
+        "{audit}"
+    );
+}
+
 #[test]
 fn sweep_settings_are_checked_at_start() {
     for (flag, value, says) in [

@@ -13,8 +13,8 @@ use super::revoke::{covers, pairs_of};
 use super::{Result, Sessiond};
 use crate::metrics::ShapeLabel;
 use crate::model::*;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{OnceLock, Weak};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 use tokio::sync::{Notify, mpsc};
 
 /// The background count runs once no revocation has come for this long...
@@ -32,6 +32,14 @@ pub(super) struct AuditQueue {
     outstanding: AtomicU64,
     /// Counts ever queued: a count in progress sees from it that revocations came.
     queued: AtomicU64,
+    /// Counts finished (the leftovers' job included), in the order they were queued.
+    finished: AtomicU64,
+    /// Woken whenever counts finish.
+    progress: Notify,
+    /// Explicit sweeps waiting for the counts queued before them: the background task
+    /// shares it, and while it is not zero counts neither wait for a quiet moment nor stop
+    /// for revocations.
+    urgent: Arc<Urgent>,
     idle: Notify,
     /// Accounts with a revoke-all of this process not counted yet, and how many: written
     /// under the account's lock with the entry, so the sweeper, under the same lock, never
@@ -40,6 +48,37 @@ pub(super) struct AuditQueue {
     /// Set once the entries a previous run left pending are counted.
     leftovers_counted: std::sync::atomic::AtomicBool,
     leftovers: Notify,
+}
+
+/// How many explicit sweeps wait for counts, and the background task's wake-up when one
+/// starts to.
+#[derive(Default)]
+struct Urgent {
+    sweeps: AtomicUsize,
+    wake: Notify,
+}
+
+impl Urgent {
+    fn now(&self) -> bool {
+        self.sweeps.load(Ordering::SeqCst) > 0
+    }
+}
+
+/// One explicit sweep's wait, undone when it ends or is dropped (its request went away).
+struct UrgentWait<'a>(&'a Urgent);
+
+impl<'a> UrgentWait<'a> {
+    fn new(u: &'a Urgent) -> Self {
+        u.sweeps.fetch_add(1, Ordering::SeqCst);
+        u.wake.notify_one();
+        UrgentWait(u)
+    }
+}
+
+impl Drop for UrgentWait<'_> {
+    fn drop(&mut self) {
+        self.0.sweeps.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The API an operation name belongs to (`okta.revoke_session` → `okta`).
@@ -237,8 +276,32 @@ impl Sessiond {
         }
     }
 
+    /// Waits until every count queued before the call is finished (`POST /admin/v1/sweep`,
+    /// which would otherwise keep those revoke-alls' sessions). Meanwhile the background
+    /// task counts without waiting for a quiet moment and without stopping for new
+    /// revocations, so the wait ends under sustained load too; what comes in during it is
+    /// counted as it comes but not waited for. At once without the background task.
+    pub(super) async fn counts_queued_so_far_done(&self) {
+        let q = &self.inner.audit;
+        if q.tx.get().is_none() {
+            return;
+        }
+        // The leftovers' job is the first to finish, then the queued counts in order.
+        let target = q.queued.load(Ordering::SeqCst) + 1;
+        let _urgent = UrgentWait::new(&q.urgent);
+        loop {
+            let notified = q.progress.notified();
+            if q.finished.load(Ordering::SeqCst) >= target {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     fn counts_done(&self, n: u64) {
         let q = &self.inner.audit;
+        q.finished.fetch_add(n, Ordering::SeqCst);
+        q.progress.notify_waiters();
         if q.outstanding.fetch_sub(n, Ordering::SeqCst) == n {
             q.idle.notify_waiters();
         }
@@ -258,6 +321,7 @@ impl Sessiond {
         // The expiry sweeper (`sweep.rs`) waits for this first count before its first pass.
         self.start_sweeper();
         let weak: Weak<super::Inner> = std::sync::Arc::downgrade(&self.inner);
+        let urgent = q.urgent.clone();
         tokio::spawn(async move {
             if let Some(inner) = weak.upgrade() {
                 let this = Sessiond { inner };
@@ -283,6 +347,8 @@ impl Sessiond {
             // waits for the next quiet moment, before what came after it. Under sustained
             // load the counts wait; each costs about what the revocation did, and the
             // request path must not pay it (a backlog of a million is counted at once).
+            // An explicit sweep waiting for them (`counts_queued_so_far_done`) makes them
+            // urgent: no quiet moment is waited for, and no count stops.
             let mut batch: Vec<(AccountId, u64)> = Vec::new();
             loop {
                 if batch.is_empty() {
@@ -291,11 +357,16 @@ impl Sessiond {
                     }
                     continue;
                 }
-                if batch.len() < MAX_BACKLOG
-                    && let Ok(Some(job)) = tokio::time::timeout(QUIET, rx.recv()).await
-                {
-                    batch.push(job);
-                    continue;
+                if batch.len() < MAX_BACKLOG && !urgent.now() {
+                    tokio::select! {
+                        got = tokio::time::timeout(QUIET, rx.recv()) => {
+                            if let Ok(Some(job)) = got {
+                                batch.push(job);
+                                continue;
+                            }
+                        }
+                        () = urgent.wake.notified() => {}
+                    }
                 }
                 let Some(inner) = weak.upgrade() else { break };
                 let this = Sessiond { inner };
@@ -334,8 +405,8 @@ impl Sessiond {
     }
 
     /// Counts `jobs` in order, until revocations have come since `queued` was `since`
-    /// (looked at every `YIELD_EVERY` entries) and the backlog stays under `MAX_BACKLOG`:
-    /// returns the jobs it left. A failed count is logged; its entry stays pending until
+    /// (looked at every `YIELD_EVERY` entries), the backlog stays under `MAX_BACKLOG` and no
+    /// explicit sweep waits: returns the jobs it left. A failed count is logged; its entry stays pending until
     /// the next start.
     fn count_until_busy(&self, jobs: Vec<(AccountId, u64)>, since: u64) -> Vec<(AccountId, u64)> {
         let queued = &self.inner.audit.queued;
@@ -348,7 +419,10 @@ impl Sessiond {
             done += 1;
             if done.is_multiple_of(YIELD_EVERY) {
                 let came = queued.load(Ordering::SeqCst) - since;
-                if came > 0 && jobs.len() + (came as usize) < MAX_BACKLOG {
+                if came > 0
+                    && jobs.len() + (came as usize) < MAX_BACKLOG
+                    && !self.inner.audit.urgent.now()
+                {
                     return jobs.collect();
                 }
             }

@@ -274,10 +274,12 @@ impl Sessiond {
     }
 
     /// `POST /admin/v1/sweep`: a whole cycle now, once what a previous run left uncounted
-    /// is counted. Counts still queued do not hold it up (under sustained revocations they
-    /// wait for a pause): their accounts' sessions are kept this cycle.
+    /// and every count queued before the call are done (it has them counted at once, even
+    /// under sustained revocations: `counts_queued_so_far_done`). Counts queued while it
+    /// waits or runs keep their accounts' sessions this cycle.
     pub async fn sweep(&self) -> Result<Sweep> {
         self.leftovers_counted().await;
+        self.counts_queued_so_far_done().await;
         self.blocking(|s| s.sweep_now()).await
     }
 
