@@ -406,8 +406,8 @@ impl Sessiond {
 
     /// Counts `jobs` in order, until revocations have come since `queued` was `since`
     /// (looked at every `YIELD_EVERY` entries), the backlog stays under `MAX_BACKLOG` and no
-    /// explicit sweep waits: returns the jobs it left. A failed count is logged; its entry stays pending until
-    /// the next start.
+    /// explicit sweep waits: returns the jobs it left. A failed count is logged; its entry
+    /// stays pending until the next start.
     fn count_until_busy(&self, jobs: Vec<(AccountId, u64)>, since: u64) -> Vec<(AccountId, u64)> {
         let queued = &self.inner.audit.queued;
         let mut jobs = jobs.into_iter();

@@ -40,12 +40,14 @@ use crate::metrics::SweptLabel;
 use crate::model::*;
 use crate::store::Cursor;
 use std::collections::HashSet;
+use std::hash::{BuildHasher, RandomState};
 use std::time::{Duration, Instant};
 
 /// The pause between two passes of one cycle: the request path gets the store meanwhile.
 const PASS_PAUSE: Duration = Duration::from_millis(10);
-/// The most (account, scope) pairs a cycle notes as holding an old watermark (about 48
-/// bytes each); past it, the cycle reads the watermarks of every session instead.
+/// The most (account, scope) pairs a cycle notes as holding an old watermark (a 64-bit
+/// hash each: 9 bytes of table, 16 while it grows); past it, the cycle reads the
+/// watermarks of every session instead.
 const MAX_AGED: usize = 1 << 20;
 /// Sessions removed per transaction (and account locks held at once).
 const REMOVE_CHUNK: usize = 128;
@@ -77,7 +79,13 @@ pub struct Sweep {
     /// due (the pass over `markers` fills it). A watermark written later is younger, or
     /// it is caught by the next cycle: this only ever keeps a session longer. `None` once
     /// more than [`MAX_AGED`] were found: every session's watermarks are read then.
-    aged: Option<HashSet<(AccountId, Scope)>>,
+    ///
+    /// Held as 64-bit hashes (`hasher`, keyed at random per cycle), not as the pairs (40
+    /// bytes each): at a million sessions a cycle can note half a million pairs, in a table
+    /// that doubles as it grows. A hash two pairs share only has the session's watermarks
+    /// read, which decide exactly.
+    aged: Option<HashSet<u64>>,
+    hasher: RandomState,
     /// What the cycle removed so far.
     pub swept: Swept,
     /// Passes run so far.
@@ -118,7 +126,7 @@ impl Sessiond {
             Some(aged) => scopes
                 .into_iter()
                 .flatten()
-                .any(|scope| aged.contains(&(s.account, scope))),
+                .any(|scope| aged.contains(&sweep.hasher.hash_one((s.account, scope)))),
             None => true,
         };
         if may_be_covered {
@@ -156,6 +164,7 @@ impl Sessiond {
             phase: Phase::Markers,
             cursor: None,
             aged: Some(HashSet::new()),
+            hasher: RandomState::new(),
             swept: Swept::default(),
             passes: 0,
         }
@@ -176,7 +185,7 @@ impl Sessiond {
                     if self.aged_by(oldest, t0)
                         && let Some(aged) = &mut sweep.aged
                     {
-                        aged.insert((account, scope));
+                        aged.insert(sweep.hasher.hash_one((account, scope)));
                         if aged.len() > MAX_AGED {
                             sweep.aged = None;
                         }
