@@ -87,15 +87,7 @@ fn the_background_sweeper_removes_the_dead_after_their_count_and_nothing_alive()
     );
     assert_eq!(status, 200, "{v}");
     // Bob's revoke-all through Rownd: counted in the background, then swept.
-    let r = api
-        .http
-        .post(format!("{base}/applications/chat/users/{bob}/signout"))
-        .header("x-rownd-app-key", s(&app, "rownd_app_key"))
-        .header("x-rownd-app-secret", s(&app, "rownd_app_secret"))
-        .json(&json!({}))
-        .send()
-        .expect("signout");
-    assert_eq!(r.status().as_u16(), 204);
+    sign_out(&api, &app, &bob);
 
     let swept = r#"sessiond_swept_total{what="sessions"}"#;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -138,16 +130,7 @@ fn the_background_sweeper_removes_the_dead_after_their_count_and_nothing_alive()
         .collect();
     assert_eq!(ids, [s(&alive, "id")]);
     // The revoke-all was counted before its session went: its entry says what it killed.
-    let (_, audit) = api.get(&format!("/audit?account={bob}"));
-    let entry = &audit["entries"][0];
-    assert_eq!(
-        (
-            entry["counted"].as_bool(),
-            entry["sessions_revoked"].as_u64()
-        ),
-        (Some(true), Some(1)),
-        "{audit}"
-    );
+    assert_last_revoke_all_counted(&api, &bob, 1);
 
     drop(server.0.kill());
     let _ = server.0.wait();
@@ -199,6 +182,20 @@ fn tombstones_stay_for_the_retention_and_admin_sweep_runs_a_cycle_on_demand() {
         (v["active"].as_bool(), v["state"].as_str()),
         (Some(false), Some("revoked")),
         "{v}"
+    );
+}
+
+/// The newest audit entry of `account` is counted, with `sessions` revoked.
+fn assert_last_revoke_all_counted(api: &AdminApi, account: &str, sessions: u64) {
+    let (_, audit) = api.get(&format!("/audit?account={account}"));
+    let entry = &audit["entries"][0];
+    assert_eq!(
+        (
+            entry["counted"].as_bool(),
+            entry["sessions_revoked"].as_u64()
+        ),
+        (Some(true), Some(sessions)),
+        "{audit}"
     );
 }
 
@@ -270,16 +267,7 @@ fn an_admin_sweep_has_the_counts_before_it_done_even_while_revocations_go_on() {
     }
     let (status, v) = api.get(&format!("/sessions/{}", s(&alive, "id")));
     assert_eq!((status, v["state"].as_str()), (200, Some("active")), "{v}");
-    let (_, audit) = api.get(&format!("/audit?account={bob}"));
-    let entry = &audit["entries"][0];
-    assert_eq!(
-        (
-            entry["counted"].as_bool(),
-            entry["sessions_revoked"].as_u64()
-        ),
-        (Some(true), Some(3)),
-        "{audit}"
-    );
+    assert_last_revoke_all_counted(&api, &bob, 3);
 }
 
 #[test]

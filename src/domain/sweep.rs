@@ -46,8 +46,7 @@ use std::time::{Duration, Instant};
 /// The pause between two passes of one cycle: the request path gets the store meanwhile.
 const PASS_PAUSE: Duration = Duration::from_millis(10);
 /// The most (account, scope) pairs a cycle notes as holding an old watermark (a 64-bit
-/// hash each: 9 bytes of table, 16 while it grows); past it, the cycle reads the
-/// watermarks of every session instead.
+/// hash each); past it, the cycle reads the watermarks of every session instead.
 const MAX_AGED: usize = 1 << 20;
 /// Sessions removed per transaction (and account locks held at once).
 const REMOVE_CHUNK: usize = 128;
